@@ -1,0 +1,66 @@
+"""What every command shares: the state directory, the broker address, and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+__all__ = ["Ctx", "emit", "json_option", "jurisdiction_option", "pass_ctx"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_state_dir() -> Path:
+    """``MRA_STATE_DIR``, else the per-user data directory (XDG on Linux)."""
+    env = os.environ.get("MRA_STATE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mra"
+
+
+@dataclass
+class Ctx:
+    """Per-invocation settings, resolved once in the top-level group."""
+
+    state_dir: Path
+    bootstrap: str | None
+
+    def ensure_state_dir(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
+
+
+def jurisdiction_option(required: bool = True, help: str = "Jurisdiction code (beijing, tianjin, hebei, …).") -> Callable[[F], F]:
+    return click.option("--jurisdiction", "-j", "jurisdiction", required=required, help=help)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:
+    """Print ``data`` as JSON, or as text made by ``text``."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        return
+    if text is None:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    elif isinstance(text, str):
+        click.echo(text)
+    else:
+        click.echo(text(data))
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,1 @@
+"""Built-in jurisdiction plugins, loaded through the ``mra.jurisdictions`` entry-point group like any other."""
