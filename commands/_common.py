@@ -8,9 +8,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from mra.services.runtime import Runtime
 
 __all__ = ["Ctx", "emit", "json_option", "jurisdiction_option", "pass_ctx"]
 
@@ -36,6 +39,11 @@ class Ctx:
     def ensure_state_dir(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return self.state_dir
+
+    def runtime(self) -> Runtime:
+        from mra.services.runtime import Runtime
+
+        return Runtime(self.ensure_state_dir(), self.bootstrap)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

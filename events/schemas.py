@@ -1,0 +1,369 @@
+"""Event types: one versioned pydantic model per CloudEvents ``type``, and the upcasters between versions.
+
+An event type's name is ``cn.jjj.<topic>.<name>`` and its CloudEvents ``type`` adds ``.v<N>``. Old
+versions are never rewritten in the log; they are upcast on read, one version step at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mra.core.models import BenefitDecision, CatalogueEdition, HolderCategory
+
+__all__ = [
+    "BenefitDecided",
+    "BenefitWithdrawn",
+    "CatalogueEditionPublished",
+    "CatalogueEntryWithdrawn",
+    "CertificateRevoked",
+    "CertificateVerified",
+    "EmployerRef",
+    "EmploymentEnded",
+    "EmploymentStarted",
+    "Event",
+    "HolderRegistered",
+    "UnknownEventType",
+    "VerificationAccepted",
+    "VerificationDeferred",
+    "VerificationRefused",
+    "VerificationRejected",
+    "VerificationRequested",
+    "event_class",
+    "parse_type",
+    "registered_types",
+    "upcast",
+    "upcaster",
+]
+
+
+class UnknownEventType(ValueError):
+    """A CloudEvents ``type`` no registered model (or upcaster chain) can read."""
+
+
+class Event(BaseModel):
+    """Base of every event body. Subclasses set the class variables and are registered with :func:`event`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    NAME: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    TOPIC: ClassVar[str]
+
+    @classmethod
+    def ce_type(cls) -> str:
+        return f"{cls.NAME}.v{cls.VERSION}"
+
+    def partition_key(self) -> str:
+        """Holder-related events are keyed by holder id so one holder's events stay in order."""
+        return str(getattr(self, "holder_id", "") or "")
+
+    def subject(self) -> str:
+        return self.partition_key()
+
+
+_TYPES: dict[str, type[Event]] = {}
+_UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+_TYPE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_.]*)\.v(?P<version>[0-9]+)$")
+
+E = TypeVar("E", bound=type[Event])
+
+
+def event(cls: E) -> E:
+    """Register an event model under its name (the current version)."""
+    if cls.NAME in _TYPES:
+        raise ValueError(f"event type {cls.NAME} registered twice")
+    _TYPES[cls.NAME] = cls
+    return cls
+
+
+def upcaster(name: str, from_version: int) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Any]:
+    """Register a function that turns a body of ``name`` at ``from_version`` into ``from_version + 1``."""
+
+    def register(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        _UPCASTERS[(name, from_version)] = fn
+        return fn
+
+    return register
+
+
+def parse_type(ce_type: str) -> tuple[str, int]:
+    m = _TYPE_RE.match(ce_type)
+    if not m:
+        raise UnknownEventType(f"malformed event type {ce_type!r} (expected name.vN)")
+    return m["name"], int(m["version"])
+
+
+def event_class(ce_type: str) -> type[Event]:
+    name, version = parse_type(ce_type)
+    cls = _TYPES.get(name)
+    if cls is None:
+        raise UnknownEventType(f"unknown event type {ce_type!r}")
+    if version > cls.VERSION:
+        raise UnknownEventType(f"event type {ce_type!r} is newer than this mra reads (v{cls.VERSION})")
+    return cls
+
+
+def upcast(ce_type: str, body: dict[str, Any]) -> tuple[type[Event], dict[str, Any]]:
+    """Bring a body of any known version up to the current model's version."""
+    cls = event_class(ce_type)
+    name, version = parse_type(ce_type)
+    while version < cls.VERSION:
+        step = _UPCASTERS.get((name, version))
+        if step is None:
+            raise UnknownEventType(f"no upcaster from {name}.v{version} to v{version + 1}")
+        body = step(dict(body))
+        version += 1
+    return cls, body
+
+
+def registered_types() -> dict[str, type[Event]]:
+    return dict(_TYPES)
+
+
+# --- catalogue ------------------------------------------------------------------------------------------------
+
+
+@event
+class CatalogueEditionPublished(Event):
+    """A jurisdiction publishes a catalogue edition; every reader learns which edition is in force from when."""
+
+    NAME = "cn.jjj.catalogue.edition_published"
+    TOPIC = "catalogue"
+
+    edition: CatalogueEdition
+
+    def partition_key(self) -> str:
+        return self.edition.catalogue
+
+    def subject(self) -> str:
+        return f"{self.edition.catalogue}/{self.edition.edition}"
+
+
+@event
+class CatalogueEntryWithdrawn(Event):
+    """An entry is removed from a catalogue (clause 五); what that does to decided benefits is a policy setting."""
+
+    NAME = "cn.jjj.catalogue.entry_withdrawn"
+    TOPIC = "catalogue"
+
+    jurisdiction: str
+    catalogue: str
+    edition: str
+    entry_id: str
+    effective: date
+    reason: str
+
+    def partition_key(self) -> str:
+        return self.catalogue
+
+    def subject(self) -> str:
+        return self.entry_id
+
+
+# --- verification ---------------------------------------------------------------------------------------------
+
+
+class EmployerRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    credit_code: str = Field(min_length=1, description="unified social credit code (统一社会信用代码)")
+    region: str = Field(min_length=1)
+
+
+@event
+class VerificationRequested(Event):
+    """An employer asks the platform to check a certificate (attachment 2, step 1)."""
+
+    NAME = "cn.jjj.verification.requested"
+    TOPIC = "verification"
+
+    request_id: str
+    holder_id: str
+    employer: EmployerRef
+    entry_id: str
+    issuer: str
+    certificate_number: str
+    issued: date | None = None
+    expires: date | None = None
+    personal: dict[str, str] = Field(
+        default_factory=dict, description="the holder's personal fields, sealed for the platform"
+    )
+
+
+@event
+class VerificationRefused(Event):
+    """A request the platform would not accept, with every reason (recorded, never silently dropped)."""
+
+    NAME = "cn.jjj.verification.refused"
+    TOPIC = "verification"
+
+    request_id: str
+    holder_id: str
+    reasons: tuple[str, ...]
+
+
+@event
+class VerificationAccepted(Event):
+    """The platform accepted a request and says when the check should be done (attachment 2, step 2)."""
+
+    NAME = "cn.jjj.verification.accepted"
+    TOPIC = "verification"
+
+    request_id: str
+    holder_id: str
+    expected_by: datetime
+    turnaround_source: str
+
+
+@event
+class VerificationDeferred(Event):
+    """The issuer could not be reached; the request stays open and is asked again later."""
+
+    NAME = "cn.jjj.verification.deferred"
+    TOPIC = "verification"
+
+    request_id: str
+    holder_id: str
+    attempt: int
+    retry_at: datetime
+    detail: str
+
+
+@event
+class CertificateVerified(Event):
+    """The platform found a certificate genuine and gives it a verification code (attachment 2, step 3)."""
+
+    NAME = "cn.jjj.verification.certificate_verified"
+    TOPIC = "verification"
+
+    request_id: str
+    holder_id: str
+    certificate_key: str
+    entry_id: str
+    issuer: str
+    verification_code: str
+    verified_at: datetime
+    verified_by: str
+    expires: date | None = None
+    disclaimer: str
+
+
+@event
+class VerificationRejected(Event):
+    """The platform found a certificate not genuine: not found, mismatch or false material."""
+
+    NAME = "cn.jjj.verification.rejected"
+    TOPIC = "verification"
+
+    request_id: str
+    holder_id: str
+    reason: str
+    detail: str = ""
+
+
+@event
+class CertificateRevoked(Event):
+    """An issuer withdrew a verified certificate; its code now checks as revoked."""
+
+    NAME = "cn.jjj.verification.certificate_revoked"
+    TOPIC = "verification"
+
+    holder_id: str
+    certificate_key: str
+    verification_code: str
+    revoked_at: datetime
+    reason: str
+
+
+# --- holders --------------------------------------------------------------------------------------------------
+
+
+@event
+class HolderRegistered(Event):
+    """A holder becomes known: category and birth date, the facts decisions derive age and category from."""
+
+    NAME = "cn.jjj.holders.holder_registered"
+    TOPIC = "holders"
+
+    holder_id: str
+    category: HolderCategory
+    birth_date: date | None = None
+    personal: dict[str, str] = Field(default_factory=dict)
+
+
+@event
+class EmploymentStarted(Event):
+    """A holder starts a personnel/labour relationship with an employer in a jurisdiction.
+
+    v2 replaced v1's whole-year ``years`` with ``years_in_scope`` and ``in_scope``, and added the employer's
+    高精尖 status and the Universal Studios project flag.
+    """
+
+    NAME = "cn.jjj.holders.employment_started"
+    VERSION = 2
+    TOPIC = "holders"
+
+    holder_id: str
+    jurisdiction: str
+    employer: EmployerRef
+    started: date
+    field: str | None = None
+    years_in_scope: float | None = Field(None, ge=0)
+    in_scope: bool = True
+    high_tech: bool = False
+    universal_studios: bool = False
+
+
+@upcaster(EmploymentStarted.NAME, 1)
+def _employment_started_v1(body: dict[str, Any]) -> dict[str, Any]:
+    years = body.pop("years", None)
+    body["years_in_scope"] = None if years is None else float(years)
+    body.setdefault("in_scope", True)
+    return body
+
+
+@event
+class EmploymentEnded(Event):
+    NAME = "cn.jjj.holders.employment_ended"
+    TOPIC = "holders"
+
+    holder_id: str
+    jurisdiction: str
+    ended: date
+
+
+# --- benefits -------------------------------------------------------------------------------------------------
+
+
+@event
+class BenefitDecided(Event):
+    """A bureau decided a benefit; the decision says why."""
+
+    NAME = "cn.jjj.benefits.benefit_decided"
+    TOPIC = "benefits"
+
+    decision: BenefitDecision
+
+    def partition_key(self) -> str:
+        return self.decision.holder_id
+
+
+@event
+class BenefitWithdrawn(Event):
+    """A decided benefit no longer stands: certificate revoked or expired, employment ended, entry withdrawn."""
+
+    NAME = "cn.jjj.benefits.benefit_withdrawn"
+    TOPIC = "benefits"
+
+    decision_id: str
+    holder_id: str
+    jurisdiction: str
+    code: str
+    reason: str
+    withdrawn_at: datetime

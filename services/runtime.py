@@ -1,0 +1,52 @@
+"""Wiring chosen by configuration: which cluster, which topics, where local state lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mra.core.errors import MraError
+from mra.events.broker import broker_status
+from mra.events.bus import Transport
+from mra.events.kafka import KafkaTransport
+from mra.events.topics import Topics
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    """One deployment's settings: ``bootstrap`` names a real cluster, else the local broker is used."""
+
+    state_dir: Path
+    bootstrap: str | None = None
+    topics: Topics = field(default_factory=Topics.from_env)
+
+    def resolve_bootstrap(self) -> str:
+        if self.bootstrap:
+            return self.bootstrap
+        env = os.environ.get("MRA_BOOTSTRAP_SERVERS")
+        if env:
+            return env
+        info = broker_status(self.state_dir)
+        if info.running and info.bootstrap:
+            return info.bootstrap
+        raise MraError(
+            f"no broker: start the local one with `mra broker start` (state dir {self.state_dir}), "
+            "or point at a cluster with --bootstrap / MRA_BOOTSTRAP_SERVERS"
+        )
+
+    def transport(self, client_id: str = "mra") -> Transport:
+        return KafkaTransport(self.resolve_bootstrap(), client_id=client_id)
+
+    def connect(self, client_id: str = "mra") -> Transport:
+        """A transport whose topics exist."""
+        t = self.transport(client_id)
+        t.ensure_topics(self.topics.all())
+        return t
+
+    def path(self, *parts: str) -> Path:
+        p = self.state_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
