@@ -13,6 +13,7 @@ __all__ = ["COMMANDS"]
 
 MODULES = [
     "broker",
+    "catalogue",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

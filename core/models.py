@@ -101,6 +101,7 @@ class CatalogueEntry(Frozen):
     remark: str = ""
     experience: tuple[Experience, ...] = ()
     title_level: str | None = Field(None, description="'intermediate' or 'deputy_senior' where the row says so")
+    title_words: str = Field("", description="the remark's words title_level is read from")
     title_conditions: tuple[str, ...] = ()
     provisions: tuple[Provision, ...] = ()
     designates: str | None = Field(None, description="for a designating row: the id of the row it designates")

@@ -1,0 +1,188 @@
+"""``mra catalogue``: read the catalogues the loaded jurisdictions publish (list, show one row, search)."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from mra.commands._common import emit, json_option, jurisdiction_option
+from mra.core.catalogue import search, select
+from mra.core.errors import MraError, NotFound
+from mra.core.models import CatalogueEdition, CatalogueEntry
+from mra.core.plugins import load_registry, resolve_entry_ref
+
+__all__ = ["COMMANDS", "catalogue"]
+
+_J_HELP = "Only this jurisdiction's catalogues (beijing, tianjin, hebei, …). Default: every loaded jurisdiction."
+
+
+def _editions(jurisdiction: str | None) -> list[CatalogueEdition]:
+    editions = load_registry().catalogues(jurisdiction)
+    if not editions:
+        where = f"jurisdiction {jurisdiction!r}" if jurisdiction else "any loaded jurisdiction"
+        raise NotFound(f"no catalogue is published by {where}")
+    return editions
+
+
+def _as_json(edition: CatalogueEdition, entry: CatalogueEntry) -> dict[str, Any]:
+    return {
+        "jurisdiction": edition.jurisdiction,
+        "catalogue": edition.catalogue,
+        "edition": edition.edition,
+        **entry.model_dump(mode="json"),
+    }
+
+
+# --- text output ----------------------------------------------------------------------------------------------
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _cut(text: str, limit: int) -> str:
+    if _width(text) <= limit:
+        return text
+    out, used = "", 0
+    for c in text:
+        w = _width(c)
+        if used + w > limit - 1:
+            break
+        out, used = out + c, used + w
+    return out + "…"
+
+
+def _table(rows: Sequence[tuple[str, ...]], headers: tuple[str, ...], limits: tuple[int, ...]) -> str:
+    cells = [tuple(_cut(v, lim) for v, lim in zip(r, limits, strict=True)) for r in [headers, *rows]]
+    widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(v + " " * (widths[i] - _width(v)) for i, v in enumerate(r)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _issuer_short(entry: CatalogueEntry) -> str:
+    names = [i.name_zh or i.name_en for i in entry.issuers]
+    return "; ".join(names) or entry.issuer_text
+
+
+def _list_text(found: list[tuple[CatalogueEdition, CatalogueEntry]]) -> str:
+    if not found:
+        return "No catalogue rows match."
+    rows = [
+        (e.id, e.name, _issuer_short(e), e.country, "、".join(e.fields), e.designates or "")
+        for _, e in found
+    ]
+    table = _table(
+        rows, ("ID", "名称 name", "颁发机构 issuer", "国家(地区)", "领域 fields", "→"), (13, 40, 30, 10, 20, 13)
+    )
+    designations = sum(1 for _, e in found if e.designates)
+    summary = _plural(len(found) - designations, "qualification")
+    if designations:
+        summary += f", {_plural(designations, 'designation')} (→ the row designated)"
+    return f"{table}\n\n{summary}."
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _show_text(edition: CatalogueEdition, entry: CatalogueEntry) -> str:
+    lst = next(x for x in edition.lists if x.code == entry.list)
+    lines = [f"{entry.id}  {entry.name}"]
+
+    def add(label: str, value: str) -> None:
+        lines.append(f"  {label}{' ' * max(1, 15 - _width(label))}{value}")
+
+    add("catalogue", f"{edition.title} ({edition.document}), edition {edition.edition}")
+    add("list", f"{lst.code} {lst.name_zh} / {lst.name_en}")
+    add("source", entry.source)
+    add("颁发机构", entry.issuer_text)
+    for issuer in entry.issuers:
+        add("issuer", " / ".join(n for n in (issuer.name_zh, issuer.name_en) if n))
+    if entry.aliases:
+        add("aliases", "; ".join(entry.aliases))
+    add("国家(地区)", entry.country or "—")
+    add("领域", "、".join(entry.fields) or "—")
+    add("备注", entry.remark or "—")
+    if entry.designates:
+        target = edition.entry(entry.designates)
+        add("designates", f"{entry.designates} {target.name if target else ''}".rstrip())
+    designated_by = [e.id for e in edition.entries if e.designates == entry.id]
+    if designated_by:
+        add("designated by", ", ".join(designated_by))
+    for x in entry.experience:
+        if x.years is None:
+            years = "years not given"
+        elif x.max_years is not None:
+            years = f"{x.years}–{x.max_years} years"
+        else:
+            years = f"{x.years}+ years"
+        add("experience", f"{years}: {x.scope}   «{x.words}»")
+    if entry.title_level:
+        add("title", f"{entry.title_level}   «{entry.title_words}»")
+    for c in entry.title_conditions:
+        add("title cond.", f"«{c}»")
+    for p in entry.provisions:
+        add("provision", f"{p.code}   «{p.words}»")
+    return "\n".join(lines)
+
+
+# --- commands -------------------------------------------------------------------------------------------------
+
+
+@click.group("catalogue")
+def catalogue() -> None:
+    """The recognition catalogues of the loaded jurisdictions: every row with its source."""
+
+
+@catalogue.command("list")
+@jurisdiction_option(required=False, help=_J_HELP)
+@click.option("--list", "list_code", type=click.Choice(["I", "U", "O", "M"], case_sensitive=False),
+              help="Only one list: I international, U urgently needed, O going-global, M mutual recognition.")
+@click.option("--field", help="Only rows with this 领域 (e.g. 金融).")
+@click.option("--country", help="Only rows of this 国家(地区) (e.g. 英国).")
+@json_option
+def list_(jurisdiction: str | None, list_code: str | None, field: str | None, country: str | None,
+          as_json: bool) -> None:
+    """List catalogue rows, optionally filtered."""
+    found = [
+        (ed, e)
+        for ed in _editions(jurisdiction)
+        for e in select(ed.entries, list_code=list_code, field=field, country=country)
+    ]
+    emit([_as_json(ed, e) for ed, e in found], as_json, lambda _: _list_text(found))
+
+
+@catalogue.command("show")
+@click.argument("entry_id", metavar="ID")
+@jurisdiction_option(required=False, help=_J_HELP)
+@json_option
+def show(entry_id: str, jurisdiction: str | None, as_json: bool) -> None:
+    """Show one row: BJ2025-I-001, or a short form such as I-1, I-001, M-03."""
+    hits = [(ed, e) for ed in _editions(jurisdiction) if (e := resolve_entry_ref(ed, entry_id)) is not None]
+    if not hits:
+        raise NotFound(
+            f"no catalogue entry {entry_id!r}; ids look like BJ2025-I-001 or I-1 (see `mra catalogue list`)"
+        )
+    if len(hits) > 1:
+        ids = ", ".join(f"{e.id} ({ed.jurisdiction})" for ed, e in hits)
+        raise MraError(f"{entry_id!r} is ambiguous: {ids}; give the full id or --jurisdiction")
+    edition, entry = hits[0]
+    emit(_as_json(edition, entry), as_json, lambda _: _show_text(edition, entry))
+
+
+@catalogue.command("search")
+@click.argument("text")
+@jurisdiction_option(required=False, help=_J_HELP)
+@json_option
+def search_(text: str, jurisdiction: str | None, as_json: bool) -> None:
+    """Find rows by name, issuer (Chinese, English, abbreviation such as ACCA), field or remark."""
+    if not text.strip():
+        raise MraError("search text is empty")
+    found = [(ed, e) for ed in _editions(jurisdiction) for e in search(ed.entries, text)]
+    emit([_as_json(ed, e) for ed, e in found], as_json, lambda _: _list_text(found))
+
+
+COMMANDS: list[click.Command] = [catalogue]
