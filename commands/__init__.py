@@ -13,6 +13,7 @@ __all__ = ["COMMANDS"]
 
 MODULES = [
     "broker",
+    "bureau",
     "catalogue",
 ]
 

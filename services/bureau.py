@@ -1,0 +1,401 @@
+"""A jurisdiction's bureau: reads verification, holder and catalogue events, decides benefits, publishes them.
+
+The read model is a pure fold of the facts read. After every change to a holder's facts the holder's
+whole decision set is recomputed from those facts, with the decision time taken from the facts' own
+event times, so the result does not depend on how the three topics interleaved: a live bureau and a
+replay converge. Decisions go to an outbox in the same transaction as the facts and their tracking
+positions; the outbox is relayed after commit, with deterministic event ids, so a crash between the two
+re-publishes the same events rather than new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from mra.core.ids import stable_id
+from mra.core.models import (
+    BenefitDecision,
+    DecisionContext,
+    Employment,
+    HolderCategory,
+    HolderFacts,
+    Outcome,
+    VerifiedCertificate,
+    full_years,
+)
+from mra.core.plugins import Registry
+from mra.events.consumer import Delivery
+from mra.events.publisher import Publisher
+from mra.events.schemas import (
+    BenefitDecided,
+    BenefitWithdrawn,
+    CatalogueEditionPublished,
+    CatalogueEntryWithdrawn,
+    CertificateRevoked,
+    CertificateVerified,
+    EmploymentEnded,
+    EmploymentStarted,
+    Event,
+    HolderRegistered,
+)
+from mra.services.store import SqliteStore
+
+__all__ = ["BUREAU_TOPICS", "BureauStore", "ActiveDecision"]
+
+BUREAU_TOPICS = ("catalogue", "verification", "holders")
+
+
+@dataclass(frozen=True)
+class ActiveDecision:
+    decision_id: str
+    holder_id: str
+    code: str
+    outcome: str
+    decision: BenefitDecision
+
+
+def _ts(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class BureauStore(SqliteStore):
+    """The read model of one jurisdiction's bureau."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS holders (
+        holder_id TEXT PRIMARY KEY, category TEXT NOT NULL, birth_date TEXT, erased INTEGER NOT NULL DEFAULT 0,
+        event_time TEXT NOT NULL, event_id TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS employments (
+        holder_id TEXT NOT NULL, jurisdiction TEXT NOT NULL, started TEXT NOT NULL, employer TEXT NOT NULL,
+        region TEXT NOT NULL, ended TEXT, body TEXT NOT NULL, event_time TEXT NOT NULL, event_id TEXT NOT NULL,
+        PRIMARY KEY (holder_id, jurisdiction, started)
+    );
+    CREATE TABLE IF NOT EXISTS certificates (
+        certificate_key TEXT PRIMARY KEY, holder_id TEXT NOT NULL, entry_id TEXT NOT NULL, issuer TEXT NOT NULL,
+        code TEXT NOT NULL, verified_at TEXT NOT NULL, verified_by TEXT NOT NULL, expires TEXT,
+        revoked_at TEXT, revoke_reason TEXT, event_id TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS certificates_holder ON certificates (holder_id);
+    CREATE TABLE IF NOT EXISTS withdrawn_entries (
+        entry_id TEXT PRIMARY KEY, effective TEXT NOT NULL, reason TEXT NOT NULL, event_time TEXT NOT NULL,
+        event_id TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS editions (
+        catalogue TEXT NOT NULL, edition TEXT NOT NULL, effective TEXT NOT NULL, event_id TEXT NOT NULL,
+        PRIMARY KEY (catalogue, edition)
+    );
+    CREATE TABLE IF NOT EXISTS decisions (
+        decision_id TEXT PRIMARY KEY, holder_id TEXT NOT NULL, certificate_key TEXT NOT NULL, code TEXT NOT NULL,
+        outcome TEXT NOT NULL, body TEXT NOT NULL, active INTEGER NOT NULL, withdrawn_reason TEXT
+    );
+    CREATE INDEX IF NOT EXISTS decisions_holder ON decisions (holder_id, active);
+    CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+        body TEXT NOT NULL, time TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
+    );
+    """
+
+    def __init__(
+        self,
+        path: str | Any,
+        jurisdiction: str,
+        registry: Registry,
+        publisher: Publisher | None = None,
+        settings: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(path)
+        self.jurisdiction = jurisdiction
+        self.registry = registry
+        self.info = registry.jurisdiction(jurisdiction)
+        self.publisher = publisher
+        self.settings = registry.settings(jurisdiction, settings)
+        self.published = 0
+
+    # applying events ---------------------------------------------------------------------------------------------
+    def apply_event(self, db: sqlite3.Connection, delivery: Delivery) -> None:
+        env = delivery.envelope
+        data = env.data
+        when = _ts(env.time)
+        affected: set[str] = set()
+        if isinstance(data, HolderRegistered):
+            db.execute(
+                "INSERT INTO holders VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT(holder_id) DO UPDATE SET "
+                "category = excluded.category, birth_date = excluded.birth_date",
+                (data.holder_id, data.category.value, data.birth_date and data.birth_date.isoformat(), when, env.id),
+            )
+            affected.add(data.holder_id)
+        elif isinstance(data, EmploymentStarted):
+            db.execute(
+                "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                (data.holder_id, data.jurisdiction, data.started.isoformat(), data.employer.name,
+                 data.employer.region, data.model_dump_json(), when, env.id),
+            )
+            affected.add(data.holder_id)
+        elif isinstance(data, EmploymentEnded):
+            db.execute(
+                "UPDATE employments SET ended = ? WHERE holder_id = ? AND jurisdiction = ? AND started <= ? "
+                "AND ended IS NULL",
+                (data.ended.isoformat(), data.holder_id, data.jurisdiction, data.ended.isoformat()),
+            )
+            affected.add(data.holder_id)
+        elif isinstance(data, CertificateVerified):
+            db.execute(
+                "INSERT OR IGNORE INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+                (data.certificate_key, data.holder_id, data.entry_id, data.issuer, data.verification_code,
+                 _ts(data.verified_at), data.verified_by, data.expires and data.expires.isoformat(), env.id),
+            )
+            affected.add(data.holder_id)
+        elif isinstance(data, CertificateRevoked):
+            db.execute(
+                "UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE certificate_key = ?",
+                (_ts(data.revoked_at), data.reason, data.certificate_key),
+            )
+            affected.add(data.holder_id)
+        elif isinstance(data, CatalogueEditionPublished):
+            e = data.edition
+            db.execute(
+                "INSERT OR IGNORE INTO editions VALUES (?, ?, ?, ?)",
+                (e.catalogue, e.edition, e.effective.isoformat(), env.id),
+            )
+            affected |= self._holders_with_entries(db, [x.id for x in e.entries])
+        elif isinstance(data, CatalogueEntryWithdrawn):
+            db.execute(
+                "INSERT OR IGNORE INTO withdrawn_entries VALUES (?, ?, ?, ?, ?)",
+                (data.entry_id, data.effective.isoformat(), data.reason, when, env.id),
+            )
+            affected |= self._holders_with_entries(db, [data.entry_id])
+        for holder_id in sorted(affected):
+            self.recompute(db, holder_id)
+
+    @staticmethod
+    def _holders_with_entries(db: sqlite3.Connection, entry_ids: Iterable[str]) -> set[str]:
+        ids = list(entry_ids)
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out |= {r[0] for r in db.execute(f"SELECT holder_id FROM certificates WHERE entry_id IN ({marks})", chunk)}
+        return out
+
+    # deciding ----------------------------------------------------------------------------------------------------
+    def _employment(self, db: sqlite3.Connection, holder_id: str) -> tuple[Employment, str, str] | None:
+        """The holder's current employment in this jurisdiction, with its event time and id."""
+        row = db.execute(
+            "SELECT * FROM employments WHERE holder_id = ? AND jurisdiction = ? AND ended IS NULL "
+            "ORDER BY started DESC LIMIT 1",
+            (holder_id, self.jurisdiction),
+        ).fetchone()
+        if row is None or row["region"] not in self.info.regions:
+            return None
+        body = EmploymentStarted.model_validate_json(row["body"])
+        employment = Employment(
+            holder_id=holder_id,
+            jurisdiction=body.jurisdiction,
+            employer=body.employer.name,
+            employer_region=body.employer.region,
+            started=body.started,
+            field=body.field,
+            years_in_scope=body.years_in_scope,
+            in_scope=body.in_scope,
+            high_tech=body.high_tech,
+            universal_studios=body.universal_studios,
+        )
+        return employment, row["event_time"], row["event_id"]
+
+    def _wanted(self, db: sqlite3.Connection, holder_id: str) -> dict[str, BenefitDecision]:
+        """The decisions the holder's facts call for now, by deterministic id."""
+        holder = db.execute("SELECT * FROM holders WHERE holder_id = ?", (holder_id,)).fetchone()
+        if holder is None or holder["erased"]:
+            return {}
+        found = self._employment(db, holder_id)
+        if found is None:
+            return {}
+        employment, emp_time, emp_event = found
+        withdrawn = {r["entry_id"]: r for r in db.execute("SELECT * FROM withdrawn_entries")}
+        out: dict[str, BenefitDecision] = {}
+        for cert in db.execute(
+            "SELECT * FROM certificates WHERE holder_id = ? AND revoked_at IS NULL ORDER BY certificate_key",
+            (holder_id,),
+        ).fetchall():
+            if cert["entry_id"] in withdrawn:
+                continue
+            try:
+                edition, entry = self.registry.find_entry(cert["entry_id"])
+            except Exception:
+                continue  # an entry no loaded catalogue knows: nothing to decide on
+            at, caused_by = max((_dt(cert["verified_at"]), cert["event_id"]), (_dt(emp_time), emp_event))
+            born = date.fromisoformat(holder["birth_date"]) if holder["birth_date"] else None
+            facts = HolderFacts(
+                holder_id=holder_id,
+                category=HolderCategory(holder["category"]),
+                age=full_years(born, at.date()) if born else None,
+            )
+            certificate = VerifiedCertificate(
+                certificate_key=cert["certificate_key"],
+                holder_id=holder_id,
+                entry_id=cert["entry_id"],
+                issuer=cert["issuer"],
+                verification_code=cert["code"],
+                verified_at=_dt(cert["verified_at"]),
+                verified_by=cert["verified_by"],
+                expires=date.fromisoformat(cert["expires"]) if cert["expires"] else None,
+            )
+            context = DecisionContext(
+                holder=facts,
+                employment=employment,
+                certificate=certificate,
+                entry=entry,
+                edition=edition.edition,
+                at=at,
+                platform_verified=True,
+                caused_by=caused_by,
+            )
+            for d in self.registry.decide(self.jurisdiction, context, self.settings):
+                ident = stable_id(
+                    "decision", self.jurisdiction, holder_id, d.certificate_key or cert["certificate_key"],
+                    employment.started, d.code, d.outcome.value, d.model_dump_json(exclude={"decision_id"}),
+                )
+                out[ident] = d.model_copy(update={"decision_id": ident})
+        return out
+
+    def recompute(self, db: sqlite3.Connection, holder_id: str) -> None:
+        """Bring the holder's active decisions in line with their facts; queue what changed."""
+        wanted = self._wanted(db, holder_id)
+        active = {
+            r["decision_id"]: r
+            for r in db.execute("SELECT * FROM decisions WHERE holder_id = ? AND active = 1", (holder_id,))
+        }
+        for ident in sorted(active.keys() - wanted.keys()):
+            row = active[ident]
+            reason = self._withdrawal_reason(db, holder_id, row["certificate_key"])
+            db.execute("UPDATE decisions SET active = 0, withdrawn_reason = ? WHERE decision_id = ?", (reason, ident))
+            old = BenefitDecision.model_validate_json(row["body"])
+            self._queue(
+                db,
+                stable_id("withdrawn", ident),
+                BenefitWithdrawn(
+                    decision_id=ident, holder_id=holder_id, jurisdiction=self.jurisdiction, code=old.code,
+                    reason=reason, withdrawn_at=self._latest_fact_time(db, holder_id),
+                ),
+                self._latest_fact_time(db, holder_id),
+            )
+        for ident in sorted(wanted.keys() - active.keys()):
+            d = wanted[ident]
+            db.execute(
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, 1, NULL) ON CONFLICT(decision_id) DO UPDATE SET "
+                "active = 1, withdrawn_reason = NULL",
+                (ident, holder_id, d.certificate_key, d.code, d.outcome.value, d.model_dump_json()),
+            )
+            self._queue(db, stable_id("decided", ident), BenefitDecided(decision=d), d.decided_at)
+
+    def _latest_fact_time(self, db: sqlite3.Connection, holder_id: str) -> datetime:
+        times = [
+            r[0]
+            for q in (
+                "SELECT max(event_time) FROM employments WHERE holder_id = ?",
+                "SELECT max(coalesce(revoked_at, verified_at)) FROM certificates WHERE holder_id = ?",
+                "SELECT event_time FROM holders WHERE holder_id = ?",
+            )
+            for r in db.execute(q, (holder_id,))
+            if r[0]
+        ]
+        return max((_dt(t) for t in times), default=datetime(1970, 1, 1, tzinfo=UTC))
+
+    def _withdrawal_reason(self, db: sqlite3.Connection, holder_id: str, certificate_key: str) -> str:
+        cert = db.execute("SELECT * FROM certificates WHERE certificate_key = ?", (certificate_key,)).fetchone()
+        if cert is not None and cert["revoked_at"]:
+            return f"certificate revoked: {cert['revoke_reason']}"
+        if cert is not None:
+            w = db.execute("SELECT * FROM withdrawn_entries WHERE entry_id = ?", (cert["entry_id"],)).fetchone()
+            if w is not None:
+                return f"catalogue entry {cert['entry_id']} withdrawn from {w['effective']}: {w['reason']}"
+        if self._employment(db, holder_id) is None:
+            return f"no current employment in {self.jurisdiction}"
+        return "superseded: the holder's facts changed"
+
+    # outbox ------------------------------------------------------------------------------------------------------
+    def _queue(self, db: sqlite3.Connection, event_id: str, event: Event, time: datetime) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO outbox (event_id, type, body, time) VALUES (?, ?, ?, ?)",
+            (event_id, type(event).__name__, event.model_dump_json(), _ts(time)),
+        )
+
+    def after_commit(self) -> None:
+        self.relay()
+
+    def relay(self) -> int:
+        """Publish unsent outbox rows, flush, then mark them sent. A crash in between re-sends the same ids."""
+        if self.publisher is None:
+            return 0
+        rows = self.db.execute("SELECT * FROM outbox WHERE sent = 0 ORDER BY seq").fetchall()
+        if not rows:
+            return 0
+        kinds: dict[str, type[Event]] = {"BenefitDecided": BenefitDecided, "BenefitWithdrawn": BenefitWithdrawn}
+        for row in rows:
+            event = kinds[row["type"]].model_validate_json(row["body"])
+            self.publisher.publish(event, id=row["event_id"], time=_dt(row["time"]))
+        self.publisher.flush()
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET sent = 1 WHERE seq <= ? AND sent = 0", (rows[-1]["seq"],))
+        self.published += len(rows)
+        return len(rows)
+
+    # queries -----------------------------------------------------------------------------------------------------
+    def active_decisions(self, holder_id: str | None = None) -> list[BenefitDecision]:
+        q = "SELECT body FROM decisions WHERE active = 1"
+        args: tuple[str, ...] = ()
+        if holder_id is not None:
+            q += " AND holder_id = ?"
+            args = (holder_id,)
+        return [BenefitDecision.model_validate_json(r[0]) for r in self.db.execute(q + " ORDER BY decision_id", args)]
+
+    def holder(self, holder_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM holders WHERE holder_id = ?", (holder_id,)).fetchone()
+        certs = self.db.execute("SELECT * FROM certificates WHERE holder_id = ?", (holder_id,)).fetchall()
+        emps = self.db.execute("SELECT * FROM employments WHERE holder_id = ? ORDER BY started", (holder_id,)).fetchall()
+        if row is None and not certs and not emps:
+            return None
+        return {
+            "holder_id": holder_id,
+            "category": row["category"] if row else None,
+            "erased": bool(row["erased"]) if row else False,
+            "certificates": [
+                {"certificate_key": c["certificate_key"], "entry_id": c["entry_id"], "issuer": c["issuer"],
+                 "verification_code": c["code"], "verified_at": c["verified_at"], "verified_by": c["verified_by"],
+                 "revoked": c["revoked_at"] is not None, "revoke_reason": c["revoke_reason"]}
+                for c in certs
+            ],
+            "employments": [
+                {"jurisdiction": e["jurisdiction"], "employer": e["employer"], "region": e["region"],
+                 "started": e["started"], "ended": e["ended"]}
+                for e in emps
+            ],
+            "decisions": [json.loads(d.model_dump_json()) for d in self.active_decisions(holder_id)],
+        }
+
+    def counts(self) -> dict[str, int]:
+        def one(q: str) -> int:
+            return int(self.db.execute(q).fetchone()[0])
+
+        return {
+            "events_applied": self.applied_count(),
+            "holders": one("SELECT count(*) FROM holders"),
+            "certificates": one("SELECT count(*) FROM certificates"),
+            "decisions_active": one("SELECT count(*) FROM decisions WHERE active = 1"),
+            "decisions_eligible": one(
+                f"SELECT count(*) FROM decisions WHERE active = 1 AND outcome = '{Outcome.ELIGIBLE.value}'"
+            ),
+            "decisions_withdrawn": one("SELECT count(*) FROM decisions WHERE active = 0"),
+            "outbox_unsent": one("SELECT count(*) FROM outbox WHERE sent = 0"),
+            "dead_letters": one("SELECT count(*) FROM dead_letters"),
+        }

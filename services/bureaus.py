@@ -1,0 +1,78 @@
+"""Running bureaus: one consumer per jurisdiction over the fact topics, deciding into its own read model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mra.core.plugins import Registry, load_registry
+from mra.events.bus import TopicPartition, Transport
+from mra.events.consumer import Processor, RunStats
+from mra.events.publisher import Publisher
+from mra.services.bureau import BUREAU_TOPICS, BureauStore
+from mra.services.runtime import Runtime
+
+__all__ = ["Bureau", "bureau_db", "open_bureau", "partition_lag"]
+
+
+def bureau_db(runtime: Runtime, jurisdiction: str) -> Path:
+    return runtime.path("bureaus", runtime.topics.prefix.rstrip("."), f"{jurisdiction}.db")
+
+
+@dataclass
+class Bureau:
+    jurisdiction: str
+    store: BureauStore
+    processor: Processor
+    transport: Transport
+
+    def run(self, until_idle: bool = False, timeout: float | None = None) -> RunStats:
+        self.store.relay()  # what a previous run decided but could not publish
+        return self.processor.run(until_idle=until_idle, timeout=timeout)
+
+    def close(self) -> None:
+        self.processor.close()
+        self.store.close()
+
+
+def open_bureau(
+    runtime: Runtime,
+    jurisdiction: str,
+    *,
+    registry: Registry | None = None,
+    transport: Transport | None = None,
+    group: bool = True,
+    db: Path | None = None,
+    publish: bool = True,
+) -> Bureau:
+    """A bureau for ``jurisdiction``: in a consumer group (``group``) or reading every partition itself."""
+    registry = registry or load_registry()
+    registry.jurisdiction(jurisdiction)
+    transport = transport or runtime.connect(client_id=f"mra-bureau-{jurisdiction}")
+    publisher = Publisher(transport, runtime.topics, f"bureau-{jurisdiction}") if publish else None
+    store = BureauStore(db or bureau_db(runtime, jurisdiction), jurisdiction, registry, publisher)
+    group_id = f"{runtime.topics.prefix}bureau-{jurisdiction}" if group else None
+    processor = Processor(transport, runtime.topics, BUREAU_TOPICS, store, group_id)
+    return Bureau(jurisdiction, store, processor, transport)
+
+
+def partition_lag(transport: Transport, runtime: Runtime, store: BureauStore) -> list[dict[str, object]]:
+    """Per partition: the stored position, the broker's reported end, and the lag between them."""
+    names = [runtime.topics.name(t) for t in BUREAU_TOPICS]
+    reader = transport.reader(names)
+    try:
+        tps: list[TopicPartition] = sorted(reader.assignment())
+        ends = reader.end_offsets(tps)
+    finally:
+        reader.close()
+    stored = store.positions()
+    return [
+        {
+            "topic": tp[0],
+            "partition": tp[1],
+            "position": stored.get(tp, 0),
+            "end": ends.get(tp, 0),
+            "lag": max(0, ends.get(tp, 0) - stored.get(tp, 0)),
+        }
+        for tp in tps
+    ]
