@@ -14,6 +14,7 @@ __all__ = ["COMMANDS"]
 MODULES = [
     "broker",
     "bureau",
+    "replay",
     "catalogue",
 ]
 

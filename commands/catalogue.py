@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 import click
-from mra.commands._common import emit, json_option, jurisdiction_option
+
+from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
 from mra.core.catalogue import search, select
 from mra.core.errors import MraError, NotFound
+from mra.core.ids import stable_id
 from mra.core.models import CatalogueEdition, CatalogueEntry
 from mra.core.plugins import load_registry, resolve_entry_ref
+from mra.events.publisher import Publisher
+from mra.events.schemas import CatalogueEditionPublished
 
 __all__ = ["COMMANDS", "catalogue"]
 
@@ -183,6 +188,31 @@ def search_(text: str, jurisdiction: str | None, as_json: bool) -> None:
         raise MraError("search text is empty")
     found = [(ed, e) for ed in _editions(jurisdiction) for e in search(ed.entries, text)]
     emit([_as_json(ed, e) for ed, e in found], as_json, lambda _: _list_text(found))
+
+
+
+
+@catalogue.command("publish")
+@jurisdiction_option(help="The jurisdiction whose catalogue editions to publish.")
+@json_option
+@pass_ctx
+def publish(ctx: Ctx, jurisdiction: str, as_json: bool) -> None:
+    """Publish the jurisdiction's catalogue editions on the catalogue topic, so every bureau and replay
+    knows which edition is in force from when. Publishing the same edition again is recognised as the same event."""
+    runtime = ctx.runtime()
+    publisher = Publisher(runtime.connect(), runtime.topics, f"{jurisdiction}-intake")
+    out = []
+    for edition in _editions(jurisdiction):
+        env = publisher.publish(
+            CatalogueEditionPublished(edition=edition),
+            id=stable_id("edition", edition.catalogue, edition.edition, edition.source_sha256),
+            time=datetime.combine(edition.effective, time(0), timezone(timedelta(hours=8))),
+        )
+        out.append({"catalogue": edition.catalogue, "edition": edition.edition, "entries": len(edition.entries),
+                    "effective": edition.effective.isoformat(), "event_id": env.id})
+    publisher.flush()
+    emit(out, as_json, "\n".join(f"published {o['catalogue']} {o['edition']} ({o['entries']} rows, effective "
+                                 f"{o['effective']})" for o in out))
 
 
 COMMANDS: list[click.Command] = [catalogue]

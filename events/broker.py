@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mra.core.errors import MraError
 
-__all__ = ["BrokerInfo", "BrokerError", "broker_status", "free_port", "port_answers", "start_broker", "stop_broker"]
+__all__ = ["BrokerError", "BrokerInfo", "broker_status", "free_port", "port_answers", "start_broker", "stop_broker"]
 
 STATE_FILE = "broker.json"
 LOG_FILE = "broker.log"

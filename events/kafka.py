@@ -21,7 +21,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from mra.events.bus import AssignCallback, PublishError, TopicPartition
 from mra.events.envelope import Record
 
-__all__ = ["CONSUMER_SETTINGS", "KafkaReader", "KafkaTransport", "PRODUCER_SETTINGS"]
+__all__ = ["CONSUMER_SETTINGS", "PRODUCER_SETTINGS", "KafkaReader", "KafkaTransport"]
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ class Topics:
         return self.prefix + logical
 
     def logical(self, physical: str) -> str:
-        return physical[len(self.prefix):] if physical.startswith(self.prefix) else physical
+        return physical.removeprefix(self.prefix)
 
     def all(self) -> dict[str, int]:
         return {self.name(t): self.partitions for t in LOGICAL_TOPICS}

@@ -45,7 +45,7 @@ from mra.events.schemas import (
 )
 from mra.services.store import SqliteStore
 
-__all__ = ["BUREAU_TOPICS", "BureauStore", "ActiveDecision"]
+__all__ = ["BUREAU_TOPICS", "ActiveDecision", "BureauStore"]
 
 BUREAU_TOPICS = ("catalogue", "verification", "holders")
 

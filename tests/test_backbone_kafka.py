@@ -39,7 +39,7 @@ def test_confluent_kafka_and_the_cloudevents_sdk_read_an_mra_event(
 ) -> None:
     from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
     from cloudevents.core.formats.json import JSONFormat
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, TopicPartition
 
     pub = Publisher(kafka, topics, "beijing-intake")
     data = EmploymentStarted(
@@ -53,7 +53,7 @@ def test_confluent_kafka_and_the_cloudevents_sdk_read_an_mra_event(
     pub.flush()
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topics.name("holders")])
+    consumer.assign([TopicPartition(topics.name("holders"), p, 0) for p in range(topics.partitions)])
     msg = None
     deadline = time.monotonic() + 30
     try:

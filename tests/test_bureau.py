@@ -147,7 +147,7 @@ def test_a_revoked_certificate_withdraws_its_decisions(tmp_path: Path) -> None:
     b.run(until_idle=True, timeout=10)
     assert b.store.active_decisions("h1") == []
     withdrawn = [e for e in w.benefits() if isinstance(e, BenefitWithdrawn)]
-    assert withdrawn and all("certificate revoked: issuer withdrew it" == e.reason for e in withdrawn)
+    assert withdrawn and all(e.reason == "certificate revoked: issuer withdrew it" for e in withdrawn)
 
 
 def test_no_decision_for_a_holder_who_never_worked_in_the_jurisdiction(tmp_path: Path) -> None:
