@@ -16,6 +16,7 @@ MODULES = [
     "bureau",
     "replay",
     "catalogue",
+    "benefits",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

@@ -1,24 +1,612 @@
-"""The benefits of the notice as rules (placeholder until the rules land)."""
+"""The benefits of 京人社事业发〔2025〕11号 as explainable rules.
+
+The policy — every benefit, its clause, lists, holder categories, conditions, readings and the open
+questions (policy settings) — is data in ``data/benefits-2025.toml``. This module holds only the small
+named conditions the data refers to, and :func:`decide`, a pure function of the decision context and the
+settings: no clock, no I/O beyond reading this plugin's own packaged data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib.resources import files
+from typing import Any
 
-from mra.core import BenefitDecision, BenefitRule, DecisionContext, PolicySetting, hookimpl
+from pydantic import BaseModel, ConfigDict, Field
+
+from mra.core import (
+    BenefitDecision,
+    BenefitRule,
+    CatalogueEntry,
+    DecisionContext,
+    HolderCategory,
+    Outcome,
+    PolicySetting,
+    ValidationFailed,
+    hookimpl,
+)
+from mra.core.rules import (
+    Check,
+    Status,
+    category_in,
+    decision_from,
+    employed_in,
+    evaluate,
+    local_date,
+    within_age,
+    years_at_least,
+)
+from mra.core.settings import SettingValue
+from mra.plugins.beijing.catalogue import load_edition
+from mra.plugins.beijing.identity import JURISDICTION
+
+__all__ = [
+    "CONDITIONS",
+    "DATA_FILE",
+    "BenefitsData",
+    "Env",
+    "RuleSpec",
+    "benefits_data",
+    "decide",
+    "designations",
+    "mra_benefit_rules",
+    "mra_decide",
+    "mra_policy_settings",
+    "practice_sector",
+    "resolve_settings",
+]
+
+DATA_FILE = "benefits-2025.toml"
+PLUGIN = "beijing"
+
+EVIDENCE = "bj.experience.evidence"
+UPPER_BOUND = "bj.experience.range_upper_bound"
+HKMOTW_UNCLEAR = "bj.hkmotw.where_unclear"
+BEFORE_EFFECTIVE = "bj.before_effective"
+READ_BY_CONDITIONS = (EVIDENCE, UPPER_BOUND, HKMOTW_UNCLEAR, BEFORE_EFFECTIVE)
+"""The settings the conditions below read; the data file must declare each."""
+
+
+# --- the data file's shape ------------------------------------------------------------------------------------
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RuleSpec(_Data):
+    """One ``[[rule]]`` of the data file: a :class:`BenefitRule` plus how it is decided."""
+
+    code: str
+    clause: str
+    title_zh: str
+    title_en: str
+    lists: tuple[str, ...]
+    who: tuple[HolderCategory, ...] = tuple(HolderCategory)
+    who_unclear: dict[HolderCategory, str] = Field(
+        default_factory=dict, description="categories covered only by a reading, with that reading"
+    )
+    outcome: Outcome
+    conditions: tuple[str, ...] = ()
+    words: str
+    readings: tuple[str, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def text(self, key: str) -> str:
+        value = self.params.get(key, "")
+        if not isinstance(value, str):
+            raise TypeError(f"{self.code}: params.{key} must be text")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.params.get(key, ())
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"{self.code}: params.{key} must be a list of text")
+        return tuple(value)
+
+    def number(self, key: str) -> int:
+        value = self.params.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{self.code}: params.{key} must be a whole number")
+        return value
+
+
+class _Employment(_Data):
+    clause: str
+    words: str
+
+
+class _Experience(_Data):
+    words: str
+    universal_studios_provision: str
+
+
+class _Cumulation(_Data):
+    from_list: str
+    to_list: str
+    clause_prefix: str
+    words: str
+    reading: str
+
+
+class _Sector(_Data):
+    name: str
+    fields: tuple[str, ...] = ()
+    provisions: tuple[str, ...] = ()
+
+
+class _Practice(_Data):
+    words: str
+    mainland_countries: tuple[str, ...]
+    term_provisions: tuple[str, ...]
+    note_provisions: tuple[str, ...] = ()
+    reading: str
+    sector: tuple[_Sector, ...]
+
+
+class _Mutual(_Data):
+    list: str
+    words: str
+    reading: str
+
+
+class BenefitsData(_Data):
+    """The whole data file: the edition it belongs to, shared terms, settings and rules."""
+
+    document: str
+    edition: str
+    version: str
+    effective: date
+    effective_words: str
+    utc_offset_hours: float
+    common_conditions: tuple[str, ...]
+    labels: dict[str, str]
+    lists: dict[str, str]
+    employment: _Employment
+    experience: _Experience
+    cumulation: _Cumulation
+    practice: _Practice
+    mutual: _Mutual
+    setting: tuple[PolicySetting, ...]
+    rule: tuple[RuleSpec, ...]
+
+    def benefit_rule(self, spec: RuleSpec) -> BenefitRule:
+        return BenefitRule(
+            code=spec.code,
+            clause=f"{self.document} {spec.clause}",
+            title_zh=spec.title_zh,
+            title_en=spec.title_en,
+            lists=spec.lists,
+            who=spec.who,
+            conditions=(*self.common_conditions, *spec.conditions),
+            readings=(*spec.readings, *spec.who_unclear.values()),
+            version=self.version,
+        )
+
+    def cumulates(self, spec: RuleSpec) -> bool:
+        """Whether a rule is one of the services an urgent-list holder also gets (一(一))."""
+        return any(part.strip().startswith(self.cumulation.clause_prefix) for part in spec.clause.split(","))
+
+    def list_label(self, code: str) -> str:
+        return self.lists.get(code, f"list {code}")
+
+    def label(self, category: HolderCategory) -> str:
+        return self.labels.get(category.value, category.value)
+
+
+@cache
+def benefits_data() -> BenefitsData:
+    """The packaged data file, read once and checked: unique codes in the ``bj.`` namespace, known
+    conditions, and known setting keys."""
+    raw = files("mra.plugins.beijing").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
+    data = BenefitsData.model_validate(tomllib.loads(raw))
+    codes = [r.code for r in data.rule]
+    problems = [f"duplicate rule code {c!r}" for c in sorted({c for c in codes if codes.count(c) > 1})]
+    problems += [f"{c!r} is not in the {JURISDICTION.prefix}. namespace" for c in codes
+                 if not c.startswith(JURISDICTION.prefix + ".")]
+    for spec in data.rule:
+        problems += [f"{spec.code}: unknown condition {n!r}" for n in (*data.common_conditions, *spec.conditions)
+                     if n not in CONDITIONS]
+        data.benefit_rule(spec)
+    declared = {st.key for st in data.setting}
+    problems += [f"setting {k!r} is read but not declared" for k in READ_BY_CONDITIONS if k not in declared]
+    if problems:
+        raise ValueError(f"{DATA_FILE}: " + "; ".join(problems))
+    return data
+
+
+# --- settings -------------------------------------------------------------------------------------------------
+
+
+def resolve_settings(data: BenefitsData, settings: Mapping[str, object]) -> dict[str, SettingValue]:
+    """The value of every Beijing setting: the given one where set, else the default; a value outside a
+    setting's choices is refused rather than guessed at."""
+    out: dict[str, SettingValue] = {}
+    bad: list[str] = []
+    for s in data.setting:
+        value = settings.get(s.key, s.default)
+        if s.choices and value not in s.choices:
+            bad.append(f"{s.key}={value!r}: expected one of {', '.join(map(repr, s.choices))}")
+            continue
+        if value is not None and not isinstance(value, str | int | float | bool):
+            bad.append(f"{s.key}={value!r}: not a plain value")
+            continue
+        out[s.key] = value
+    if bad:
+        raise ValidationFailed("invalid Beijing policy settings", bad)
+    return out
+
+
+# --- conditions -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a condition may look at for one rule and one decision context."""
+
+    data: BenefitsData
+    spec: RuleSpec
+    context: DecisionContext
+    settings: Mapping[str, SettingValue]
+    day: date
+    designation: CatalogueEntry | None
+
+
+def _in_force(env: Env) -> Check | None:
+    data = env.data
+    if env.day >= data.effective:
+        return None
+    key = BEFORE_EFFECTIVE
+    if env.settings[key] == "decide":
+        return Check.met(
+            "in_force",
+            f"dated {env.day}, before the edition took effect on {data.effective}; decided all the same",
+            [f"decided under the {data.edition} edition before it took effect (setting {key} = decide)"],
+        )
+    return Check.failed(
+        "in_force",
+        f"dated {env.day}, before the {data.edition} edition took effect on {data.effective} "
+        f"(\"{data.effective_words}\"; setting {key} = {env.settings[key]})",
+    )
+
+
+def _beijing_employment(env: Env) -> Check:
+    check = employed_in("beijing_employment", env.context.employment, env.day, JURISDICTION.regions)
+    if check.status is not Status.FAILED:
+        return check
+    words = f"\"{env.data.employment.words}\", {env.data.employment.clause}"
+    return Check.failed(check.condition, f"{check.detail}: every Beijing benefit needs it ({words})")
+
+
+def _universal_studios(env: Env) -> str | None:
+    """The row's words where its Universal Studios exemption applies to this employment, else None."""
+    emp = env.context.employment
+    code = env.data.experience.universal_studios_provision
+    if emp is None or not emp.universal_studios:
+        return None
+    for p in env.context.entry.provisions:
+        if p.code == code:
+            return p.words
+    return None
+
+
+def _row_experience(env: Env) -> Check | Sequence[Check] | None:
+    entry, emp = env.context.entry, env.context.employment
+    if emp is None or not entry.experience:
+        return None
+    exempt = _universal_studios(env)
+    if exempt is not None:
+        return Check.met(
+            "row_experience", f"no experience limit for work on the Universal Studios project (\"{exempt}\")"
+        )
+    scopes = "; ".join(dict.fromkeys(x.scope for x in entry.experience if x.scope)) or "the row's work"
+    if not emp.in_scope:
+        return Check.failed("row_experience", f"not working in the row's scope: {scopes}")
+    timed = [x for x in entry.experience if x.years is not None]
+    if not timed:
+        return Check.met("row_experience", f"working in the row's scope: {scopes}")
+    key_bound, key_evidence = UPPER_BOUND, EVIDENCE
+    enforce_max = bool(env.settings[key_bound])
+    checks: list[Check] = []
+    for x in timed:
+        assert x.years is not None
+        checks.append(
+            years_at_least(
+                "row_experience",
+                emp.years_in_scope,
+                x.years,
+                x.scope,
+                max_years=x.max_years if enforce_max else None,
+                evidence=f"{env.settings[key_evidence]}, setting {key_evidence}",
+            )
+        )
+    best = next((c for c in checks if c.status is Status.MET), None) or next(
+        (c for c in checks if c.status is Status.PENDING), checks[0]
+    )
+    ranged = [x for x in timed if x.max_years is not None]
+    readings: list[str] = []
+    if ranged and emp.years_in_scope is not None:
+        x = ranged[0]
+        if enforce_max:
+            readings.append(
+                f"\"{x.words}\" read with {x.max_years} years as an upper bound (setting {key_bound} = true)"
+            )
+        elif emp.years_in_scope > (x.max_years or 0):
+            readings.append(f"\"{x.words}\" read as at least {x.years} years, {x.max_years} not an upper bound "
+                            f"(setting {key_bound} = false)")
+    return Check(best.condition, best.status, best.detail, tuple(readings))
+
+
+def _holder_category(env: Env) -> Check | None:
+    spec, category = env.spec, env.context.holder.category
+    if set(spec.who) == set(HolderCategory):
+        return None
+    labels = env.data.labels
+    check = category_in("holder_category", category, spec.who, labels)
+    reading = spec.who_unclear.get(category)
+    if check.status is not Status.MET or reading is None:
+        return check
+    key = HKMOTW_UNCLEAR
+    how = env.settings[key]
+    label = env.data.label(category)
+    if how == "excluded":
+        return Check.failed("holder_category", f"not extended to a {label} (setting {key} = excluded)", [reading])
+    if how == "conditional":
+        return Check.pending(
+            "holder_category",
+            f"the authority's confirmation that this service extends to a {label} (setting {key} = conditional)",
+            [reading],
+        )
+    return Check.met("holder_category", f"holder is a {label}", [f"{reading} (setting {key} = {how})"])
+
+
+def _title_level(env: Env) -> list[Check]:
+    entry, level, name = env.context.entry, env.spec.text("title_level"), env.spec.text("title_name")
+    if entry.title_level != level:
+        has = f"it corresponds to the {entry.title_level} level" if entry.title_level else "it names no title"
+        return [Check.failed("title_level", f"the row does not correspond to {name} ({has})")]
+    standard = f"the row's standard: \"{entry.title_words}\"" if entry.title_words else env.spec.text("standard")
+    return [
+        Check.met("title_level", f"the row corresponds to {name}"),
+        Check.pending("title_level", standard),
+        *(
+            Check.pending("title_level", f"the row's further title condition: \"{t}\"")
+            for t in entry.title_conditions
+            if t not in entry.title_words
+        ),
+    ]
+
+
+def _row_provision(env: Env) -> Check:
+    code = env.spec.text("provision")
+    for p in env.context.entry.provisions:
+        if p.code == code:
+            return Check.met("row_provision", f"the row provides it: \"{p.words}\"")
+    return Check.failed("row_provision", env.spec.text("absent"))
+
+
+def _work_permit_age(env: Env) -> Check:
+    exempt = _universal_studios(env)
+    if exempt is not None:
+        return Check.met("work_permit_age", f"no age limit for work on the Universal Studios project (\"{exempt}\")")
+    emp = env.context.employment
+    high_tech = bool(emp and emp.high_tech)
+    if high_tech:
+        limit, why = env.spec.number("max_age_high_tech"), "the employer is in a 高精尖 industry"
+    else:
+        limit = env.spec.number("max_age")
+        why = f"{env.spec.number('max_age_high_tech')} only for an employer in a 高精尖 industry"
+    return within_age("work_permit_age", env.context.holder.age, limit, why)
+
+
+def _to_show(env: Env) -> list[Check]:
+    return [Check.pending("to_show", t) for t in env.spec.texts("to_show")]
+
+
+def _notes(env: Env) -> list[Check]:
+    return [Check.met("notes", t) for t in env.spec.texts("notes")]
+
+
+def practice_sector(data: BenefitsData, entry: CatalogueEntry) -> str | None:
+    """The clause 三 sector of a row issued outside the mainland, or None where 三 does not cover it."""
+    if entry.country.strip() in data.practice.mainland_countries:
+        return None
+    for sector in data.practice.sector:
+        if set(sector.fields) & set(entry.fields) or any(entry.has_provision(p) for p in sector.provisions):
+            return sector.name
+    return None
+
+
+def _practice_row(env: Env) -> list[Check]:
+    data, entry = env.data, env.context.entry
+    sector = practice_sector(data, entry)
+    reading = data.practice.reading
+    if sector is None:
+        if entry.country.strip() in data.practice.mainland_countries:
+            why = f"the row is issued in the mainland (国家(地区): {entry.country})"
+        else:
+            fields = "、".join(entry.fields) or "none"
+            why = f"the row's 领域 ({fields}) is not finance, accounting, a physician's or a teacher's"
+        scope = "三 covers 境外 finance, accounting, physician and teacher qualifications only"
+        return [Check.failed("practice_row", f"{scope}: {why}", [reading])]
+    where = entry.country or "an international body, no country named"
+    rules = "依据本市各相关行业主管部门制定的具体实施办法与操作规范"
+    checks = [
+        Check.met(
+            "practice_row",
+            f"a 境外 {sector} qualification ({where}), practising under the sector regulator's rules (\"{rules}\")",
+            [reading],
+        )
+    ]
+    for p in entry.provisions:
+        if p.code in data.practice.term_provisions:
+            checks.append(Check.pending("practice_row", f"the row's term: \"{p.words}\""))
+        elif p.code in data.practice.note_provisions:
+            checks.append(Check.met("practice_row", f"the row notes: \"{p.words}\""))
+    return checks
+
+
+def _designated_in_list_four(env: Env) -> list[Check]:
+    m = env.designation
+    if m is None:
+        return [Check.failed("designated_in_list_four", "the row is not designated in list (四)")]
+    return [
+        Check.met("designated_in_list_four", f"designated in list (四) by {m.id}", [env.data.mutual.reading]),
+        Check.pending("designated_in_list_four", f"{m.id}'s own terms: \"{m.remark}\""),
+    ]
+
+
+def _platform_verified(env: Env) -> Check:
+    cert = env.context.certificate
+    if not env.context.platform_verified:
+        return Check.failed("platform_verified", "the certificate has not been verified by the platform (查询验证结果)")
+    if cert is not None and cert.revoked:
+        return Check.failed("platform_verified", "the platform's verification of the certificate was revoked")
+    code = f" (验证编码 {cert.verification_code})" if cert is not None and cert.verification_code else ""
+    return Check.met("platform_verified", f"verified by the platform{code}")
+
+
+CONDITIONS: Mapping[str, Callable[[Env], Check | Sequence[Check] | None]] = {
+    "in_force": _in_force,
+    "beijing_employment": _beijing_employment,
+    "row_experience": _row_experience,
+    "holder_category": _holder_category,
+    "title_level": _title_level,
+    "row_provision": _row_provision,
+    "work_permit_age": _work_permit_age,
+    "to_show": _to_show,
+    "notes": _notes,
+    "practice_row": _practice_row,
+    "designated_in_list_four": _designated_in_list_four,
+    "platform_verified": _platform_verified,
+}
+"""The named conditions the data file's rules refer to."""
+
+
+# --- deciding -------------------------------------------------------------------------------------------------
+
+
+@cache
+def designations() -> Mapping[str, CatalogueEntry]:
+    """List (四) of this plugin's own catalogue: the designated row's id → the designating row."""
+    return {e.designates: e for e in load_edition().entries if e.designates}
+
+
+def _placement(data: BenefitsData, spec: RuleSpec, entry_list: str, designated: bool) -> bool | None:
+    """Whether a rule is for a row of ``entry_list`` — True where the urgent-list cumulation reading is
+    what brings it in, False where the rule's lists name the row's list or its designation — or None."""
+    c = data.cumulation
+    cumulated = entry_list == c.from_list and data.cumulates(spec)
+    if entry_list in spec.lists:
+        return cumulated
+    if cumulated and c.to_list in spec.lists:
+        return True
+    if designated and data.mutual.list in spec.lists:
+        return False
+    return None
+
+
+def _outside_lists(data: BenefitsData, spec: RuleSpec, entry: CatalogueEntry) -> Check:
+    """The reason a row outside a rule's lists does not get it."""
+    lists = " or ".join(data.list_label(code) for code in spec.lists)
+    detail = f"only for rows of {lists}; {entry.id} is a row of {data.list_label(entry.list)}"
+    if data.mutual.list in spec.lists:
+        detail += f" not designated in {data.list_label(data.mutual.list)}"
+    elif entry.list == data.cumulation.from_list and data.cumulation.to_list in spec.lists:
+        detail += f" (urgent-list holders also get the {data.cumulation.clause_prefix} services only)"
+    return Check.failed("row_list", detail)
+
+
+def _inputs(
+    context: DecisionContext, day: date, designation: CatalogueEntry | None
+) -> dict[str, str | int | float | bool | None]:
+    """Derived, non-personal facts the decision used (never a birth date or a document number)."""
+    emp = context.employment
+    return {
+        "decision_date": day.isoformat(),
+        "list": context.entry.list,
+        "holder_category": context.holder.category.value,
+        "age": context.holder.age,
+        "employer_region": emp.employer_region if emp else None,
+        "employed": bool(emp and emp.active_on(day)),
+        "years_in_scope": emp.years_in_scope if emp else None,
+        "in_scope": emp.in_scope if emp else None,
+        "high_tech": emp.high_tech if emp else False,
+        "universal_studios": emp.universal_studios if emp else False,
+        "platform_verified": context.platform_verified,
+        "designated_by": designation.id if designation else None,
+    }
+
+
+def decide(
+    context: DecisionContext,
+    settings: Mapping[str, object] | None = None,
+    *,
+    designated_by: Mapping[str, CatalogueEntry] | None = None,
+) -> list[BenefitDecision]:
+    """Every Beijing rule's decision for one holder's row at ``context.at``, ineligible ones included
+    (a rule whose lists do not cover the row is ineligible for that reason).
+
+    ``designated_by`` maps a list (一) row's id to the list (四) row designating it; by default it is read
+    from this plugin's own catalogue. A list (四) row is a designation, never a certificate: deciding on
+    one is refused with the row it designates.
+    """
+    data = benefits_data()
+    entry = context.entry
+    if entry.list == data.mutual.list:
+        target = f"the row it designates, {entry.designates}" if entry.designates else "the list (一) row it designates"
+        raise ValidationFailed(f"{entry.id} is a designation in list (四), not a certificate: decide on {target}")
+    values = resolve_settings(data, settings or {})
+    day = local_date(context.at, data.utc_offset_hours)
+    designation = (designations() if designated_by is None else designated_by).get(entry.id)
+    inputs = _inputs(context, day, designation)
+    out: list[BenefitDecision] = []
+    for spec in data.rule:
+        cumulated = _placement(data, spec, entry.list, designation is not None)
+        readings: list[str] = []
+        if cumulated is None:
+            checks = [_outside_lists(data, spec, entry)]
+        else:
+            env = Env(data=data, spec=spec, context=context, settings=values, day=day, designation=designation)
+            checks = evaluate((*data.common_conditions, *spec.conditions), CONDITIONS, env)
+            readings = [*spec.readings, *([data.cumulation.reading] if cumulated else [])]
+        out.append(
+            decision_from(
+                data.benefit_rule(spec),
+                checks,
+                context=context,
+                jurisdiction=JURISDICTION.code,
+                plugin=PLUGIN,
+                base=spec.outcome,
+                inputs=inputs,
+                readings=readings,
+            )
+        )
+    return out
+
+
+# --- hooks ----------------------------------------------------------------------------------------------------
 
 
 @hookimpl
 def mra_benefit_rules() -> Sequence[BenefitRule]:
-    return ()
+    data = benefits_data()
+    return tuple(data.benefit_rule(spec) for spec in data.rule)
 
 
 @hookimpl
 def mra_policy_settings() -> Sequence[PolicySetting]:
-    return ()
+    return benefits_data().setting
 
 
 @hookimpl
 def mra_decide(
     jurisdiction: str, context: DecisionContext, settings: Mapping[str, object]
 ) -> Sequence[BenefitDecision] | None:
-    return None
+    if jurisdiction != JURISDICTION.code:
+        return None
+    return decide(context, settings)
