@@ -17,6 +17,7 @@ MODULES = [
     "replay",
     "catalogue",
     "benefits",
+    "plugins",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

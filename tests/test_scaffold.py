@@ -1,0 +1,91 @@
+"""A jurisdiction added from another package: scaffolded, installed, listed and conformant, with mra untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+
+from mra.core.plugins import ENTRY_POINT_GROUP, PLUGINS_ENV
+from mra.core.testing import JurisdictionConformance
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+MRA = str(Path(sys.executable).with_name("mra"))
+NAME = f"scaffold{os.getpid()}"
+PREFIX = "zq"
+DISTRIBUTION = f"mra-{NAME}"
+# what decides which plugins mra finds: none of it may change for a new jurisdiction to appear
+DISCOVERY_FILES = ["pyproject.toml", "core/plugins.py", "core/hookspecs.py", "plugins/__init__.py"]
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != PLUGINS_ENV}
+
+
+def run(args: list[str], cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, env=env(), cwd=cwd, timeout=timeout)
+
+
+def fingerprint() -> dict[str, str]:
+    files = {rel: hashlib.sha256((ROOT / rel).read_bytes()).hexdigest() for rel in DISCOVERY_FILES}
+    mra_eps = sorted(e.name for e in distribution("mra").entry_points if e.group == ENTRY_POINT_GROUP)
+    return {**files, "mra entry points": ",".join(mra_eps)}
+
+
+@pytest.fixture(scope="module")
+def before() -> dict[str, str]:
+    return fingerprint()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, before: dict[str, str]) -> Iterator[Path]:
+    target = tmp_path_factory.mktemp("scaffold") / DISTRIBUTION
+    made = run([MRA, "plugins", "new", NAME, "--path", str(target), "--prefix", PREFIX, "--name-zh", "脚手架"])
+    assert made.returncode == 0, made.stderr
+    install = run([PYTHON, "-m", "pip", "install", "-e", str(target), "--no-deps", "--no-build-isolation", "-q"])
+    try:
+        assert install.returncode == 0, install.stdout + install.stderr
+        yield target
+    finally:
+        run([PYTHON, "-m", "pip", "uninstall", "-y", "-q", DISTRIBUTION])
+
+
+def test_the_scaffold_lives_outside_mra(installed: Path) -> None:
+    assert ROOT not in installed.parents
+
+
+def test_the_installed_plugin_is_listed(installed: Path) -> None:
+    result = run([MRA, "plugins", "list", "--json"])
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert NAME not in {r["name"] for r in data["refused"]}, data["refused"]
+    (plugin,) = [p for p in data["plugins"] if p["name"] == NAME]
+    assert plugin["distribution"] == DISTRIBUTION and plugin["version"] == "0.1.0"
+    assert plugin["jurisdiction"]["prefix"] == PREFIX and plugin["jurisdiction"]["name_zh"] == "脚手架"
+    assert plugin["benefit_codes"] and all(c.startswith(f"{PREFIX}.") for c in plugin["benefit_codes"])
+    assert [c["catalogue"] for c in plugin["catalogues"]] == [f"{NAME}-catalogue"]
+    assert plugin["catalogues"][0]["entries"] > 0
+    assert {"mra_configure", "mra_jurisdiction", "mra_decide"} <= set(plugin["hooks"])
+    assert {"beijing", "tianjin", "hebei"} <= {p["name"] for p in data["plugins"]}
+
+
+def test_the_scaffold_passes_its_own_tests_with_the_conformance_kit(installed: Path) -> None:
+    result = run([PYTHON, "-m", "pytest", "-v"], cwd=installed)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    passed = [line for line in result.stdout.splitlines() if line.endswith("PASSED") or " PASSED " in line]
+    kit = [name for name in dir(JurisdictionConformance) if name.startswith("test_")]
+    for name in kit:
+        assert any(f"TestConformance::{name}" in line for line in passed), f"{name} did not pass:\n{result.stdout}"
+    assert any("test_rules.py" in line for line in passed)
+
+
+def test_mra_itself_did_not_change(before: dict[str, str], installed: Path) -> None:
+    assert fingerprint() == before
