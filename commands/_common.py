@@ -53,7 +53,9 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
 
 
-def jurisdiction_option(required: bool = True, help: str = "Jurisdiction code (beijing, tianjin, hebei, …).") -> Callable[[F], F]:
+def jurisdiction_option(
+    required: bool = True, help: str = "Jurisdiction code (beijing, tianjin, hebei, …)."
+) -> Callable[[F], F]:
     return click.option("--jurisdiction", "-j", "jurisdiction", required=required, help=help)
 
 

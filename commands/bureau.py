@@ -47,8 +47,9 @@ def bureau_run(ctx: Ctx, jurisdiction: str, until_idle: bool, timeout: float | N
         b.close()
     data = {"jurisdiction": jurisdiction, "counts": counts}
     if stats is not None:
-        data.update(applied=stats.applied, dead_lettered=stats.dead_lettered, idle=stats.idle,
-                    seconds=round(stats.seconds, 2))
+        data.update(
+            applied=stats.applied, dead_lettered=stats.dead_lettered, idle=stats.idle, seconds=round(stats.seconds, 2)
+        )
     emit(data, as_json, lambda d: f"bureau {jurisdiction}: applied {d.get('applied', 0)} events; {counts}")
 
 
@@ -76,7 +77,10 @@ def bureau_status(ctx: Ctx, jurisdiction: str, as_json: bool) -> None:
         store.close()
 
     def text(d: dict[str, object]) -> str:
-        lines = [f"bureau {jurisdiction}: {d['counts']}", f"{'topic':40} {'part':>4} {'position':>9} {'end':>9} {'lag':>6}"]
+        lines = [
+            f"bureau {jurisdiction}: {d['counts']}",
+            f"{'topic':40} {'part':>4} {'position':>9} {'end':>9} {'lag':>6}",
+        ]
         lines += [f"{p['topic']:40} {p['partition']:>4} {p['position']:>9} {p['end']:>9} {p['lag']:>6}" for p in lag]
         return "\n".join(lines)
 
@@ -142,34 +146,56 @@ def _intake(ctx: Ctx, jurisdiction: str) -> tuple[Publisher, list[str]]:
     return Publisher(runtime.connect(), runtime.topics, f"{jurisdiction}-intake"), regions
 
 
-def _started(holder_id: str, jurisdiction: str, regions: list[str], employer: str, credit_code: str,
-             region: str | None, field: str | None, years: float | None, in_scope: bool, high_tech: bool,
-             universal_studios: bool, on: date) -> EmploymentStarted:
+def _started(
+    holder_id: str,
+    jurisdiction: str,
+    regions: list[str],
+    employer: str,
+    credit_code: str,
+    region: str | None,
+    field: str | None,
+    years: float | None,
+    in_scope: bool,
+    high_tech: bool,
+    universal_studios: bool,
+    on: date,
+) -> EmploymentStarted:
     region = region or regions[0]
     if region not in regions:
         raise ValidationFailed(f"region {region!r} is not covered by {jurisdiction} (covered: {', '.join(regions)})")
     if years is not None and years < 0:
         raise ValidationFailed("--years must not be negative")
     return EmploymentStarted(
-        holder_id=holder_id, jurisdiction=jurisdiction,
+        holder_id=holder_id,
+        jurisdiction=jurisdiction,
         employer=EmployerRef(name=employer, credit_code=credit_code, region=region),
-        started=on, field=field, years_in_scope=years, in_scope=in_scope, high_tech=high_tech,
+        started=on,
+        field=field,
+        years_in_scope=years,
+        in_scope=in_scope,
+        high_tech=high_tech,
         universal_studios=universal_studios,
     )
 
 
 def _start_options(f):  # type: ignore[no-untyped-def]
-    for option in reversed([
-        click.option("--employer", required=True, help="Employer name."),
-        click.option("--employer-code", "credit_code", default="unspecified",
-                     help="The employer's unified social credit code."),
-        click.option("--region", help="Employer region (default: the jurisdiction's first region)."),
-        click.option("--field", help="Field of work (领域)."),
-        click.option("--years", type=float, help="Years of work in the row's scope, as attested."),
-        click.option("--in-scope/--not-in-scope", default=True, help="Whether the work is in the row's scope."),
-        click.option("--high-tech", is_flag=True, help="The employer is in a 高精尖 industry."),
-        click.option("--universal-studios", is_flag=True, help="The work is for the Universal Studios project."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--employer", required=True, help="Employer name."),
+            click.option(
+                "--employer-code",
+                "credit_code",
+                default="unspecified",
+                help="The employer's unified social credit code.",
+            ),
+            click.option("--region", help="Employer region (default: the jurisdiction's first region)."),
+            click.option("--field", help="Field of work (领域)."),
+            click.option("--years", type=float, help="Years of work in the row's scope, as attested."),
+            click.option("--in-scope/--not-in-scope", default=True, help="Whether the work is in the row's scope."),
+            click.option("--high-tech", is_flag=True, help="The employer is in a 高精尖 industry."),
+            click.option("--universal-studios", is_flag=True, help="The work is for the Universal Studios project."),
+        ]
+    ):
         f = option(f)
     return f
 
@@ -186,18 +212,45 @@ def employment() -> None:
 @click.option("--on", type=click.DateTime(["%Y-%m-%d"]), help="Start date (default: today).")
 @json_option
 @pass_ctx
-def employment_start(ctx: Ctx, holder_id: str, jurisdiction: str, employer: str, credit_code: str,
-                     region: str | None, field: str | None, years: float | None, in_scope: bool, high_tech: bool,
-                     universal_studios: bool, on: datetime | None, as_json: bool) -> None:
+def employment_start(
+    ctx: Ctx,
+    holder_id: str,
+    jurisdiction: str,
+    employer: str,
+    credit_code: str,
+    region: str | None,
+    field: str | None,
+    years: float | None,
+    in_scope: bool,
+    high_tech: bool,
+    universal_studios: bool,
+    on: datetime | None,
+    as_json: bool,
+) -> None:
     """A holder starts working for an employer in a jurisdiction."""
     publisher, regions = _intake(ctx, jurisdiction)
     day = _day(on)
-    event = _started(holder_id, jurisdiction, regions, employer, credit_code, region, field, years, in_scope,
-                     high_tech, universal_studios, day)
+    event = _started(
+        holder_id,
+        jurisdiction,
+        regions,
+        employer,
+        credit_code,
+        region,
+        field,
+        years,
+        in_scope,
+        high_tech,
+        universal_studios,
+        day,
+    )
     env = publisher.publish(event, time=_at(day))
     publisher.flush()
-    emit({"event_id": env.id, "type": env.type, "holder_id": holder_id, "jurisdiction": jurisdiction},
-         as_json, f"employment of {holder_id} in {jurisdiction} from {day} recorded ({env.id})")
+    emit(
+        {"event_id": env.id, "type": env.type, "holder_id": holder_id, "jurisdiction": jurisdiction},
+        as_json,
+        f"employment of {holder_id} in {jurisdiction} from {day} recorded ({env.id})",
+    )
 
 
 @employment.command("end")
@@ -223,9 +276,22 @@ def employment_end(ctx: Ctx, holder_id: str, jurisdiction: str, on: datetime | N
 @click.option("--on", type=click.DateTime(["%Y-%m-%d"]), help="Date of the move (default: today).")
 @json_option
 @pass_ctx
-def employment_move(ctx: Ctx, holder_id: str, from_j: str, to_j: str, employer: str, credit_code: str,
-                    region: str | None, field: str | None, years: float | None, in_scope: bool, high_tech: bool,
-                    universal_studios: bool, on: datetime | None, as_json: bool) -> None:
+def employment_move(
+    ctx: Ctx,
+    holder_id: str,
+    from_j: str,
+    to_j: str,
+    employer: str,
+    credit_code: str,
+    region: str | None,
+    field: str | None,
+    years: float | None,
+    in_scope: bool,
+    high_tech: bool,
+    universal_studios: bool,
+    on: datetime | None,
+    as_json: bool,
+) -> None:
     """A holder moves within the region: employment ends in one jurisdiction and starts in another."""
     if from_j == to_j:
         raise ValidationFailed("--from and --to name the same jurisdiction")
@@ -233,8 +299,20 @@ def employment_move(ctx: Ctx, holder_id: str, from_j: str, to_j: str, employer: 
     registry.jurisdiction(from_j)
     publisher, regions = _intake(ctx, to_j)
     day = _day(on)
-    started = _started(holder_id, to_j, regions, employer, credit_code, region, field, years, in_scope,
-                       high_tech, universal_studios, day)  # validated before anything is written
+    started = _started(
+        holder_id,
+        to_j,
+        regions,
+        employer,
+        credit_code,
+        region,
+        field,
+        years,
+        in_scope,
+        high_tech,
+        universal_studios,
+        day,
+    )  # validated before anything is written
     ended = publisher.publish(EmploymentEnded(holder_id=holder_id, jurisdiction=from_j, ended=day), time=_at(day))
     began = publisher.publish(started, time=_at(day))
     publisher.flush()

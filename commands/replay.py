@@ -19,8 +19,11 @@ __all__ = ["COMMANDS"]
 
 @click.command("replay")
 @jurisdiction_option()
-@click.option("--into", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for the rebuilt read model (default: a new temporary one). Never the live one.")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the rebuilt read model (default: a new temporary one). Never the live one.",
+)
 @click.option("--compare", "do_compare", is_flag=True, help="Diff the rebuilt read model against the live one.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Give up after this many seconds.")
 @json_option
@@ -50,7 +53,9 @@ def replay_cmd(ctx: Ctx, jurisdiction: str, into: Path | None, do_compare: bool,
     differences = None
     if do_compare:
         if not live_path.exists():
-            raise MraError(f"no live read model for {jurisdiction} at {live_path}: run `mra bureau run -j {jurisdiction}`")
+            raise MraError(
+                f"no live read model for {jurisdiction} at {live_path}: run `mra bureau run -j {jurisdiction}`"
+            )
         live = BureauStore(live_path, jurisdiction, registry)
         differences = compare(live, result.store)
         live.close()
@@ -58,12 +63,16 @@ def replay_cmd(ctx: Ctx, jurisdiction: str, into: Path | None, do_compare: bool,
     result.store.close()
 
     def text(d: dict[str, object]) -> str:
-        lines = [f"replayed {d['events']} events for {jurisdiction} into {d['into']} in {d['seconds']}s; "
-                 f"{d['counts']}"]
+        lines = [f"replayed {d['events']} events for {jurisdiction} into {d['into']} in {d['seconds']}s; {d['counts']}"]
         if differences is not None:
-            lines.append("no differences from the live read model" if not differences
-                         else f"{len(differences)} difference(s) from the live read model:")
-            lines += [f"  {x.holder_id} {x.code} {x.field}: live={x.live!r} replayed={x.replayed!r}" for x in differences]
+            lines.append(
+                "no differences from the live read model"
+                if not differences
+                else f"{len(differences)} difference(s) from the live read model:"
+            )
+            lines += [
+                f"  {x.holder_id} {x.code} {x.field}: live={x.live!r} replayed={x.replayed!r}" for x in differences
+            ]
         return "\n".join(lines)
 
     emit(data, as_json, text)

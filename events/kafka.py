@@ -57,7 +57,9 @@ class KafkaTransport:
     # topics ------------------------------------------------------------------------------------------------------
     def _admin(self) -> KafkaAdminClient:
         try:
-            return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id, request_timeout_ms=10000)
+            return KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, client_id=self.client_id, request_timeout_ms=10000
+            )
         except KafkaError as e:
             raise PublishError(f"cannot reach the Kafka cluster at {self.bootstrap}: {e}") from None
 
@@ -68,10 +70,8 @@ class KafkaTransport:
             existing = set(admin.list_topics())
             new = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
             if new:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(new, timeout_ms=10000)
-                except TopicAlreadyExistsError:
-                    pass
         finally:
             admin.close()
 

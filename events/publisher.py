@@ -33,9 +33,7 @@ class Publisher:
         ident = id or str(uuid.uuid4())
         ce_type = data.ce_type()
         subject = data.subject()
-        digest = content_hash(
-            ident, self.source, ce_type, time_text(when), subject, body_bytes(data)
-        )
+        digest = content_hash(ident, self.source, ce_type, time_text(when), subject, body_bytes(data))
         with self._lock:
             stamp = Stamp(self.identity, self.epoch, self._seq, self._prev)
             self._seq += 1

@@ -137,8 +137,16 @@ class BureauStore(SqliteStore):
         elif isinstance(data, EmploymentStarted):
             db.execute(
                 "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                (data.holder_id, data.jurisdiction, data.started.isoformat(), data.employer.name,
-                 data.employer.region, data.model_dump_json(), when, env.id),
+                (
+                    data.holder_id,
+                    data.jurisdiction,
+                    data.started.isoformat(),
+                    data.employer.name,
+                    data.employer.region,
+                    data.model_dump_json(),
+                    when,
+                    env.id,
+                ),
             )
             affected.add(data.holder_id)
         elif isinstance(data, EmploymentEnded):
@@ -151,8 +159,17 @@ class BureauStore(SqliteStore):
         elif isinstance(data, CertificateVerified):
             db.execute(
                 "INSERT OR IGNORE INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
-                (data.certificate_key, data.holder_id, data.entry_id, data.issuer, data.verification_code,
-                 _ts(data.verified_at), data.verified_by, data.expires and data.expires.isoformat(), env.id),
+                (
+                    data.certificate_key,
+                    data.holder_id,
+                    data.entry_id,
+                    data.issuer,
+                    data.verification_code,
+                    _ts(data.verified_at),
+                    data.verified_by,
+                    data.expires and data.expires.isoformat(),
+                    env.id,
+                ),
             )
             affected.add(data.holder_id)
         elif isinstance(data, CertificateRevoked):
@@ -262,8 +279,14 @@ class BureauStore(SqliteStore):
             )
             for d in self.registry.decide(self.jurisdiction, context, self.settings):
                 ident = stable_id(
-                    "decision", self.jurisdiction, holder_id, d.certificate_key or cert["certificate_key"],
-                    employment.started, d.code, d.outcome.value, d.model_dump_json(exclude={"decision_id"}),
+                    "decision",
+                    self.jurisdiction,
+                    holder_id,
+                    d.certificate_key or cert["certificate_key"],
+                    employment.started,
+                    d.code,
+                    d.outcome.value,
+                    d.model_dump_json(exclude={"decision_id"}),
                 )
                 out[ident] = d.model_copy(update={"decision_id": ident})
         return out
@@ -284,8 +307,12 @@ class BureauStore(SqliteStore):
                 db,
                 stable_id("withdrawn", ident),
                 BenefitWithdrawn(
-                    decision_id=ident, holder_id=holder_id, jurisdiction=self.jurisdiction, code=old.code,
-                    reason=reason, withdrawn_at=self._latest_fact_time(db, holder_id),
+                    decision_id=ident,
+                    holder_id=holder_id,
+                    jurisdiction=self.jurisdiction,
+                    code=old.code,
+                    reason=reason,
+                    withdrawn_at=self._latest_fact_time(db, holder_id),
                 ),
                 self._latest_fact_time(db, holder_id),
             )
@@ -362,7 +389,9 @@ class BureauStore(SqliteStore):
     def holder(self, holder_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM holders WHERE holder_id = ?", (holder_id,)).fetchone()
         certs = self.db.execute("SELECT * FROM certificates WHERE holder_id = ?", (holder_id,)).fetchall()
-        emps = self.db.execute("SELECT * FROM employments WHERE holder_id = ? ORDER BY started", (holder_id,)).fetchall()
+        emps = self.db.execute(
+            "SELECT * FROM employments WHERE holder_id = ? ORDER BY started", (holder_id,)
+        ).fetchall()
         if row is None and not certs and not emps:
             return None
         return {
@@ -370,14 +399,26 @@ class BureauStore(SqliteStore):
             "category": row["category"] if row else None,
             "erased": bool(row["erased"]) if row else False,
             "certificates": [
-                {"certificate_key": c["certificate_key"], "entry_id": c["entry_id"], "issuer": c["issuer"],
-                 "verification_code": c["code"], "verified_at": c["verified_at"], "verified_by": c["verified_by"],
-                 "revoked": c["revoked_at"] is not None, "revoke_reason": c["revoke_reason"]}
+                {
+                    "certificate_key": c["certificate_key"],
+                    "entry_id": c["entry_id"],
+                    "issuer": c["issuer"],
+                    "verification_code": c["code"],
+                    "verified_at": c["verified_at"],
+                    "verified_by": c["verified_by"],
+                    "revoked": c["revoked_at"] is not None,
+                    "revoke_reason": c["revoke_reason"],
+                }
                 for c in certs
             ],
             "employments": [
-                {"jurisdiction": e["jurisdiction"], "employer": e["employer"], "region": e["region"],
-                 "started": e["started"], "ended": e["ended"]}
+                {
+                    "jurisdiction": e["jurisdiction"],
+                    "employer": e["employer"],
+                    "region": e["region"],
+                    "started": e["started"],
+                    "ended": e["ended"],
+                }
                 for e in emps
             ],
             "decisions": [json.loads(d.model_dump_json()) for d in self.active_decisions(holder_id)],

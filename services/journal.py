@@ -22,12 +22,11 @@ class Journal(SqliteStore):
     def apply_event(self, db: sqlite3.Connection, delivery: Delivery) -> None:
         env, r = delivery.envelope, delivery.record
         db.execute(
-            "INSERT INTO events (event_id, type, subject, time, topic, partition, offset, body) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO events (event_id, type, subject, time, topic, partition, offset, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (env.id, env.type, env.subject, env.time.isoformat(), r.topic, r.partition, r.offset, env.body.decode()),
         )
-        db.execute(
-            "INSERT INTO counts VALUES (?, 1) ON CONFLICT(type) DO UPDATE SET n = n + 1", (env.type,)
-        )
+        db.execute("INSERT INTO counts VALUES (?, 1) ON CONFLICT(type) DO UPDATE SET n = n + 1", (env.type,))
 
     def counts(self) -> dict[str, int]:
         return {r["type"]: r["n"] for r in self.db.execute("SELECT type, n FROM counts")}

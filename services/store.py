@@ -88,7 +88,10 @@ class SqliteStore:
                 self._track(db, r.topic, r.partition, r.offset)
             for letter in dead:
                 r = letter.record
-                db.execute("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)", (r.topic, r.partition, r.offset, letter.reason))
+                db.execute(
+                    "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)",
+                    (r.topic, r.partition, r.offset, letter.reason),
+                )
                 self._track(db, r.topic, r.partition, r.offset)
         self.after_commit()
 

@@ -79,15 +79,22 @@ def test_confluent_kafka_and_the_cloudevents_sdk_read_an_mra_event(
     assert body["employer"]["name"] == "北京某科技有限公司" and body["years_in_scope"] == 3.0
 
 
-def test_garbage_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
-    kafka: KafkaTransport, topics: Topics
-) -> None:
+def test_garbage_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(kafka: KafkaTransport, topics: Topics) -> None:
     holders = topics.name("holders")
     kafka.send(holders, b"h1", b"\x00\x01 not an event", [])
     kafka.flush()
     ids = _publish_ended(kafka, topics, 20)
-    kafka.send(holders, b"h2", b"{}", [("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_source", b"/x"),
-                                        ("ce_type", b"cn.jjj.holders.employment_ended.v1")])
+    kafka.send(
+        holders,
+        b"h2",
+        b"{}",
+        [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"x"),
+            ("ce_source", b"/x"),
+            ("ce_type", b"cn.jjj.holders.employment_ended.v1"),
+        ],
+    )
     kafka.flush()
     journal = Journal(":memory:")
     stats = Processor(kafka, topics, ["holders"], journal, None).run(until_idle=True, timeout=60)

@@ -33,16 +33,26 @@ REGISTRY = load_registry()
 
 def verified(holder: str = "h1", entry: str = "BJ2025-I-139", code: str = "CODE-1") -> CertificateVerified:
     return CertificateVerified(
-        request_id=f"r-{holder}", holder_id=holder, certificate_key=f"k-{holder}-{entry}", entry_id=entry,
-        issuer="特许公认会计师公会", verification_code=code, verified_at=T, verified_by="beijing",
+        request_id=f"r-{holder}",
+        holder_id=holder,
+        certificate_key=f"k-{holder}-{entry}",
+        entry_id=entry,
+        issuer="特许公认会计师公会",
+        verification_code=code,
+        verified_at=T,
+        verified_by="beijing",
         disclaimer="authenticity only",
     )
 
 
 def started(holder: str = "h1", j: str = "beijing", on: date = date(2025, 9, 20), **kw: object) -> EmploymentStarted:
     return EmploymentStarted(
-        holder_id=holder, jurisdiction=j, employer=EmployerRef(name="E", credit_code="C", region=j), started=on,
-        years_in_scope=3, **kw,  # type: ignore[arg-type]
+        holder_id=holder,
+        jurisdiction=j,
+        employer=EmployerRef(name="E", credit_code="C", region=j),
+        started=on,
+        years_in_scope=3,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -63,8 +73,15 @@ class World:
             self.pub.publish(e, time=at, id=f"{type(e).__name__}-{e.partition_key()}-{hash(e.model_dump_json())}")
 
     def bureau(self, j: str, name: str | None = None, publish: bool = True):  # type: ignore[no-untyped-def]
-        return open_bureau(self.runtime, j, registry=REGISTRY, transport=self.bus, group=False,
-                           db=self.tmp / f"{name or j}.db", publish=publish)
+        return open_bureau(
+            self.runtime,
+            j,
+            registry=REGISTRY,
+            transport=self.bus,
+            group=False,
+            db=self.tmp / f"{name or j}.db",
+            publish=publish,
+        )
 
     def benefits(self) -> list[Event]:
         return [decode(r).data for r in self.bus.records(self.runtime.topics.name("benefits"))]
@@ -123,8 +140,11 @@ def test_moving_to_tianjin_is_honoured_there_and_withdrawn_in_beijing(tmp_path: 
     bj, tj = w.bureau("beijing"), w.bureau("tianjin")
     bj.run(until_idle=True, timeout=10)
     assert {d.code for d in bj.store.active_decisions("h1")} >= {"bj.work_permit", "bj.notarization_waiver"}
-    w.publish(EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 11, 1)),
-              started(j="tianjin", on=date(2025, 11, 1)), at=datetime(2025, 11, 1, 12, tzinfo=UTC))
+    w.publish(
+        EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 11, 1)),
+        started(j="tianjin", on=date(2025, 11, 1)),
+        at=datetime(2025, 11, 1, 12, tzinfo=UTC),
+    )
     bj.run(until_idle=True, timeout=10)
     tj.run(until_idle=True, timeout=10)
     assert bj.store.active_decisions("h1") == []
@@ -142,8 +162,15 @@ def test_a_revoked_certificate_withdraws_its_decisions(tmp_path: Path) -> None:
     b = w.bureau("beijing")
     b.run(until_idle=True, timeout=10)
     assert b.store.active_decisions("h1")
-    w.publish(CertificateRevoked(holder_id="h1", certificate_key="k-h1-BJ2025-I-139", verification_code="CODE-1",
-                                 revoked_at=datetime(2025, 12, 1, tzinfo=UTC), reason="issuer withdrew it"))
+    w.publish(
+        CertificateRevoked(
+            holder_id="h1",
+            certificate_key="k-h1-BJ2025-I-139",
+            verification_code="CODE-1",
+            revoked_at=datetime(2025, 12, 1, tzinfo=UTC),
+            reason="issuer withdrew it",
+        )
+    )
     b.run(until_idle=True, timeout=10)
     assert b.store.active_decisions("h1") == []
     withdrawn = [e for e in w.benefits() if isinstance(e, BenefitWithdrawn)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,14 +36,29 @@ def _facts(kafka: KafkaTransport, topics: Topics, holders: int) -> None:
         h = f"holder-{i:04d}"
         region = ("beijing", "tianjin", "hebei")[i % 3]
         events = [
-            HolderRegistered(holder_id=h, category=("foreign", "mainland", "hkmotw")[i % 3],  # type: ignore[arg-type]
-                             birth_date=date(1960 + i % 30, 1 + i % 12, 1)),
-            CertificateVerified(request_id=f"r{i}", holder_id=h, certificate_key=f"k{i}",
-                                entry_id=("BJ2025-I-139", "BJ2025-U-09", "BJ2025-O-05", "BJ2025-I-047")[i % 4],
-                                issuer="x", verification_code=f"CODE-{i}", verified_at=T, verified_by="beijing",
-                                disclaimer="authenticity only"),
-            EmploymentStarted(holder_id=h, jurisdiction=region, employer=EmployerRef(name="E", credit_code="C",
-                              region=region), started=date(2025, 9, 1), years_in_scope=i % 5),
+            HolderRegistered(
+                holder_id=h,
+                category=("foreign", "mainland", "hkmotw")[i % 3],  # type: ignore[arg-type]
+                birth_date=date(1960 + i % 30, 1 + i % 12, 1),
+            ),
+            CertificateVerified(
+                request_id=f"r{i}",
+                holder_id=h,
+                certificate_key=f"k{i}",
+                entry_id=("BJ2025-I-139", "BJ2025-U-09", "BJ2025-O-05", "BJ2025-I-047")[i % 4],
+                issuer="x",
+                verification_code=f"CODE-{i}",
+                verified_at=T,
+                verified_by="beijing",
+                disclaimer="authenticity only",
+            ),
+            EmploymentStarted(
+                holder_id=h,
+                jurisdiction=region,
+                employer=EmployerRef(name="E", credit_code="C", region=region),
+                started=date(2025, 9, 1),
+                years_in_scope=i % 5,
+            ),
         ]
         for e in events:
             pub.publish(e, id=stable_id("fact", h, type(e).__name__), time=T)
@@ -64,28 +80,40 @@ def test_three_bureaus_in_their_own_processes_one_killed_and_restarted(
     state = tmp_path / "state"
     env = _env(topics)
     procs = {
-        j: subprocess.Popen(_mra(state, bootstrap, topics, "bureau", "run", "-j", j, "--until-idle", "--json"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        j: subprocess.Popen(
+            _mra(state, bootstrap, topics, "bureau", "run", "-j", j, "--until-idle", "--json"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for j in ("tianjin", "hebei")
     }
-    victim = subprocess.Popen(_mra(state, bootstrap, topics, "bureau", "run", "-j", "beijing"), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        _mra(state, bootstrap, topics, "bureau", "run", "-j", "beijing"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db = state / "bureaus" / topics.prefix.rstrip(".") / "beijing.db"
     deadline = time.monotonic() + 60
     applied = 0
     while time.monotonic() < deadline and applied < 50:
         if db.exists():
-            try:
+            with contextlib.suppress(sqlite3.OperationalError):
                 applied = sqlite3.connect(db).execute("SELECT count(*) FROM applied").fetchone()[0]
-            except sqlite3.OperationalError:
-                pass
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     assert applied >= 50, "the beijing bureau applied nothing before the kill"
 
-    again = subprocess.run(_mra(state, bootstrap, topics, "bureau", "run", "-j", "beijing", "--until-idle", "--json"),
-                           env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        _mra(state, bootstrap, topics, "bureau", "run", "-j", "beijing", "--until-idle", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     for j, p in procs.items():
         out, err = p.communicate(timeout=120)

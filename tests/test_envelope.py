@@ -88,8 +88,14 @@ def test_v1_employment_started_is_upcast_to_v2() -> None:
         (lambda h, v: (h, b"{not json"), "body is not JSON"),
         (lambda h, v: (h, b"[1, 2]"), "not a JSON object"),
         (lambda h, v: ([*h, ("content-type", b"text/plain")], v), "unsupported content-type"),
-        (lambda h, v: ([(k, b"cn.jjj.holders.nope.v1" if k == "ce_type" else x) for k, x in h], v), "unknown event type"),
-        (lambda h, v: ([(k, b"cn.jjj.holders.employment_ended.v9" if k == "ce_type" else x) for k, x in h], v), "newer"),
+        (
+            lambda h, v: ([(k, b"cn.jjj.holders.nope.v1" if k == "ce_type" else x) for k, x in h], v),
+            "unknown event type",
+        ),
+        (
+            lambda h, v: ([(k, b"cn.jjj.holders.employment_ended.v9" if k == "ce_type" else x) for k, x in h], v),
+            "newer",
+        ),
         (lambda h, v: (h, b'{"holder_id": "h"}'), "invalid cn.jjj.holders.employment_ended.v1 body"),
         (lambda h, v: ([(k, b"yesterday" if k == "ce_time" else x) for k, x in h], v), "not an RFC 3339 time"),
         (lambda h, v: (h, b" " * 1_000_001), "exceeds"),

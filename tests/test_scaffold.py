@@ -89,3 +89,51 @@ def test_the_scaffold_passes_its_own_tests_with_the_conformance_kit(installed: P
 
 def test_mra_itself_did_not_change(before: dict[str, str], installed: Path) -> None:
     assert fingerprint() == before
+
+
+@pytest.mark.broker
+def test_the_scaffolded_jurisdiction_runs_as_a_bureau_on_the_broker(installed: Path, kafka, topics, bootstrap) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, date, datetime
+
+    from mra.events.envelope import decode
+    from mra.events.publisher import Publisher
+    from mra.events.schemas import (
+        BenefitDecided,
+        CertificateVerified,
+        EmployerRef,
+        EmploymentStarted,
+        HolderRegistered,
+    )
+
+    listed = json.loads(run([MRA, "plugins", "list", "--json"]).stdout)
+    (plugin,) = [p for p in listed["plugins"] if p["name"] == NAME]
+    region = plugin["jurisdiction"]["regions"][0]
+    rows = json.loads(run([MRA, "catalogue", "list", "-j", NAME, "--json"]).stdout)
+    entry = rows[0]["id"]
+    at = datetime(2025, 10, 1, tzinfo=UTC)
+    pub = Publisher(kafka, topics, "test-intake")
+    pub.publish(HolderRegistered(holder_id="h-s", category="foreign", birth_date=date(1980, 1, 1)), time=at)  # type: ignore[arg-type]
+    pub.publish(CertificateVerified(request_id="r", holder_id="h-s", certificate_key="k-s", entry_id=entry,
+                                    issuer="x", verification_code="CODE-S", verified_at=at, verified_by=NAME,
+                                    disclaimer="authenticity only"), time=at)
+    pub.publish(EmploymentStarted(holder_id="h-s", jurisdiction=NAME, started=date(2025, 9, 1), years_in_scope=3,
+                                  employer=EmployerRef(name="E", credit_code="C", region=region)), time=at)
+    pub.flush()
+    bureau_env = dict(env(), MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions))
+    state = installed.parent / "bureau-state"
+    result = subprocess.run(
+        [MRA, "--state-dir", str(state), "--bootstrap", bootstrap, "bureau", "run", "-j", NAME, "--until-idle",
+         "--json"], capture_output=True, text=True, env=bureau_env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["decisions_active"] > 0
+    reader = kafka.reader([topics.name("benefits")])
+    decided = []
+    for _ in range(10):
+        decided += [decode(r).data for r in reader.poll(500, 1000)]
+        if decided:
+            break
+    reader.close()
+    assert decided and all(isinstance(d, BenefitDecided) and d.decision.jurisdiction == NAME for d in decided)
+    assert {d.decision.code.split(".")[0] for d in decided} == {PREFIX}
+    assert fingerprint()["core/plugins.py"] == hashlib.sha256((ROOT / "core/plugins.py").read_bytes()).hexdigest()
