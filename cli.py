@@ -51,7 +51,9 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected failures become a message and an exit code, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="mra", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="mra", standalone_mode=False)
+        if isinstance(code, int) and code:  # ctx.exit(n) comes back as a return value here
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -13,11 +13,15 @@ __all__ = ["COMMANDS"]
 
 MODULES = [
     "broker",
+    "demo",
+    "up",
     "bureau",
     "replay",
     "catalogue",
     "benefits",
     "plugins",
+    "verify",
+    "platform",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

@@ -15,6 +15,8 @@ class IssuerStatus(StrEnum):
     GENUINE = "genuine"
     NOT_FOUND = "not_found"
     MISMATCH = "mismatch"
+    FALSE_MATERIAL = "false_material"
+    """The issuer says the certificate is not one it issued (附件2 四: 虚假材料)."""
     UNREACHABLE = "unreachable"
 
 
