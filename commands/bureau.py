@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 import click
 
@@ -150,6 +151,8 @@ def _started(
     holder_id: str,
     jurisdiction: str,
     regions: list[str],
+    on: date,
+    *,
     employer: str,
     credit_code: str,
     region: str | None,
@@ -158,8 +161,8 @@ def _started(
     in_scope: bool,
     high_tech: bool,
     universal_studios: bool,
-    on: date,
 ) -> EmploymentStarted:
+    """The start event, validated before anything is written."""
     region = region or regions[0]
     if region not in regions:
         raise ValidationFailed(f"region {region!r} is not covered by {jurisdiction} (covered: {', '.join(regions)})")
@@ -213,38 +216,12 @@ def employment() -> None:
 @json_option
 @pass_ctx
 def employment_start(
-    ctx: Ctx,
-    holder_id: str,
-    jurisdiction: str,
-    employer: str,
-    credit_code: str,
-    region: str | None,
-    field: str | None,
-    years: float | None,
-    in_scope: bool,
-    high_tech: bool,
-    universal_studios: bool,
-    on: datetime | None,
-    as_json: bool,
+    ctx: Ctx, holder_id: str, jurisdiction: str, on: datetime | None, as_json: bool, **start: Any
 ) -> None:
     """A holder starts working for an employer in a jurisdiction."""
     publisher, regions = _intake(ctx, jurisdiction)
     day = _day(on)
-    event = _started(
-        holder_id,
-        jurisdiction,
-        regions,
-        employer,
-        credit_code,
-        region,
-        field,
-        years,
-        in_scope,
-        high_tech,
-        universal_studios,
-        day,
-    )
-    env = publisher.publish(event, time=_at(day))
+    env = publisher.publish(_started(holder_id, jurisdiction, regions, day, **start), time=_at(day))
     publisher.flush()
     emit(
         {"event_id": env.id, "type": env.type, "holder_id": holder_id, "jurisdiction": jurisdiction},
@@ -277,42 +254,15 @@ def employment_end(ctx: Ctx, holder_id: str, jurisdiction: str, on: datetime | N
 @json_option
 @pass_ctx
 def employment_move(
-    ctx: Ctx,
-    holder_id: str,
-    from_j: str,
-    to_j: str,
-    employer: str,
-    credit_code: str,
-    region: str | None,
-    field: str | None,
-    years: float | None,
-    in_scope: bool,
-    high_tech: bool,
-    universal_studios: bool,
-    on: datetime | None,
-    as_json: bool,
+    ctx: Ctx, holder_id: str, from_j: str, to_j: str, on: datetime | None, as_json: bool, **start: Any
 ) -> None:
     """A holder moves within the region: employment ends in one jurisdiction and starts in another."""
     if from_j == to_j:
         raise ValidationFailed("--from and --to name the same jurisdiction")
-    registry = load_registry()
-    registry.jurisdiction(from_j)
+    load_registry().jurisdiction(from_j)
     publisher, regions = _intake(ctx, to_j)
     day = _day(on)
-    started = _started(
-        holder_id,
-        to_j,
-        regions,
-        employer,
-        credit_code,
-        region,
-        field,
-        years,
-        in_scope,
-        high_tech,
-        universal_studios,
-        day,
-    )  # validated before anything is written
+    started = _started(holder_id, to_j, regions, day, **start)
     ended = publisher.publish(EmploymentEnded(holder_id=holder_id, jurisdiction=from_j, ended=day), time=_at(day))
     began = publisher.publish(started, time=_at(day))
     publisher.flush()

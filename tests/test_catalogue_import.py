@@ -33,8 +33,14 @@ def test_a_valid_file_validates_with_its_rows_and_derived_fields(tmp_path: Path)
     result = _mra("catalogue", "import", str(f), "-j", "tianjin", *ARGS, "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out == {"jurisdiction": "tianjin", "catalogue": "tianjin-own", "edition": "2.0", "entries": 2,
-                   "lists": {"A": 2}, "published": False}
+    assert out == {
+        "jurisdiction": "tianjin",
+        "catalogue": "tianjin-own",
+        "edition": "2.0",
+        "entries": 2,
+        "lists": {"A": 2},
+        "published": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -68,8 +74,20 @@ def test_the_edition_is_published_once_on_the_catalogue_topic(
     f.write_text(HEADER + ROWS, encoding="utf-8")
     env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions))
     for _ in range(2):  # importing the same file again is the same event
-        result = _mra("--state-dir", str(tmp_path / "s"), "--bootstrap", bootstrap, "catalogue", "import", str(f),
-                      "-j", "tianjin", *ARGS, "--json", env=env)
+        result = _mra(
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--bootstrap",
+            bootstrap,
+            "catalogue",
+            "import",
+            str(f),
+            "-j",
+            "tianjin",
+            *ARGS,
+            "--json",
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
     reader = kafka.reader([topics.name("catalogue")])
     records = []
