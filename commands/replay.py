@@ -12,7 +12,7 @@ from mra.core.errors import MraError
 from mra.core.plugins import load_registry
 from mra.services.bureau import BureauStore
 from mra.services.bureaus import bureau_db
-from mra.services.replay import compare, replay
+from mra.services.replay import behind, compare, replay
 
 __all__ = ["COMMANDS"]
 
@@ -58,6 +58,8 @@ def replay_cmd(ctx: Ctx, jurisdiction: str, into: Path | None, do_compare: bool,
             )
         live = BureauStore(live_path, jurisdiction, registry)
         differences = compare(live, result.store)
+        lagging = behind(live, result.store)
+        data["live_behind"] = lagging
         live.close()
         data["differences"] = [asdict(d) for d in differences]
     result.store.close()
@@ -73,6 +75,11 @@ def replay_cmd(ctx: Ctx, jurisdiction: str, into: Path | None, do_compare: bool,
             lines += [
                 f"  {x.holder_id} {x.code} {x.field}: live={x.live!r} replayed={x.replayed!r}" for x in differences
             ]
+            if d.get("live_behind"):
+                lines.append(
+                    f"the live read model is behind the log (run `mra bureau run -j {jurisdiction} --until-idle`): "
+                    + "; ".join(d["live_behind"])  # type: ignore[arg-type]
+                )
         return "\n".join(lines)
 
     emit(data, as_json, text)

@@ -352,6 +352,8 @@ class BureauStore(SqliteStore):
 
     # outbox ------------------------------------------------------------------------------------------------------
     def _queue(self, db: sqlite3.Connection, event_id: str, event: Event, time: datetime) -> None:
+        if self.publisher is None:  # a replay decides but never publishes
+            return
         db.execute(
             "INSERT OR IGNORE INTO outbox (event_id, type, body, time) VALUES (?, ?, ?, ?)",
             (event_id, type(event).__name__, event.model_dump_json(), _ts(time)),

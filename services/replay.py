@@ -15,7 +15,7 @@ from mra.services.bureau import BureauStore
 from mra.services.bureaus import open_bureau
 from mra.services.runtime import Runtime
 
-__all__ = ["Difference", "ReplayResult", "compare", "replay"]
+__all__ = ["Difference", "ReplayResult", "behind", "compare", "replay"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,16 @@ def replay(
     stats = bureau.processor.run(until_idle=True, timeout=timeout)
     bureau.processor.close()
     return ReplayResult(bureau.store, stats, db)
+
+
+def behind(live: BureauStore, replayed: BureauStore) -> list[str]:
+    """Partitions where the live read model has not yet read as far as the replay: its differences are lag."""
+    mine = live.positions()
+    return [
+        f"{topic}[{partition}]: live at {mine.get((topic, partition), 0)}, log read to {offset}"
+        for (topic, partition), offset in sorted(replayed.positions().items())
+        if mine.get((topic, partition), 0) < offset
+    ]
 
 
 def _by_key(decisions: list[BenefitDecision]) -> dict[tuple[str, str, str], BenefitDecision]:

@@ -183,3 +183,23 @@ def test_no_decision_for_a_holder_who_never_worked_in_the_jurisdiction(tmp_path:
     b = w.bureau("hebei")
     b.run(until_idle=True, timeout=10)
     assert b.store.active_decisions() == [] and w.benefits() == []
+
+
+def test_a_replay_matches_the_live_model_and_says_when_the_live_one_lags(tmp_path: Path) -> None:
+    from mra.services.replay import behind, compare, replay
+
+    w = World(tmp_path)
+    w.publish(registered(), verified(), started())
+    live = w.bureau("beijing")
+    live.run(until_idle=True, timeout=10)
+    same = replay(w.runtime, "beijing", registry=REGISTRY, transport=w.bus, into=tmp_path / "r1")
+    assert compare(live.store, same.store) == [] and behind(live.store, same.store) == []
+    assert same.store.counts()["outbox_unsent"] == 0  # a replay publishes nothing
+    w.publish(EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 11, 1)))
+    later = replay(w.runtime, "beijing", registry=REGISTRY, transport=w.bus, into=tmp_path / "r2")
+    diffs = compare(live.store, later.store)
+    assert diffs and {d.field for d in diffs} == {"decision"} and all(d.replayed is None for d in diffs)
+    lag = behind(live.store, later.store)
+    assert len(lag) == 1 and lag[0].startswith("w.holders[")
+    live.run(until_idle=True, timeout=10)
+    assert compare(live.store, later.store) == [] and behind(live.store, later.store) == []
