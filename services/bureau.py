@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from mra.core.errors import MraError
 from mra.core.ids import stable_id
 from mra.core.models import (
     BenefitDecision,
@@ -244,13 +245,16 @@ class BureauStore(SqliteStore):
             "SELECT * FROM certificates WHERE holder_id = ? AND revoked_at IS NULL ORDER BY certificate_key",
             (holder_id,),
         ).fetchall():
-            if cert["entry_id"] in withdrawn:
-                continue
             try:
                 edition, entry = self.registry.find_entry(cert["entry_id"])
-            except Exception:
+            except MraError:
                 continue  # an entry no loaded catalogue knows: nothing to decide on
             at, caused_by = max((_dt(cert["verified_at"]), cert["event_id"]), (_dt(emp_time), emp_event))
+            if cert["expires"] and date.fromisoformat(cert["expires"]) < at.date():
+                continue
+            gone = withdrawn.get(cert["entry_id"])
+            if gone is not None and (self._withdrawal_revokes() or at.date() >= date.fromisoformat(gone["effective"])):
+                continue
             born = date.fromisoformat(holder["birth_date"]) if holder["birth_date"] else None
             facts = HolderFacts(
                 holder_id=holder_id,
@@ -338,10 +342,22 @@ class BureauStore(SqliteStore):
         ]
         return max((_dt(t) for t in times), default=datetime(1970, 1, 1, tzinfo=UTC))
 
+    def _withdrawal_revokes(self) -> bool:
+        """What an entry's withdrawal does to benefits decided before it: the jurisdiction's policy setting
+        ``<prefix>.withdrawal.decided_benefits`` ("revoke" withdraws them; otherwise they stand). Either way
+        nothing new is decided on a withdrawn entry from its effective date."""
+        return self.settings.get(f"{self.info.prefix}.withdrawal.decided_benefits", "revoke") == "revoke"
+
     def _withdrawal_reason(self, db: sqlite3.Connection, holder_id: str, certificate_key: str) -> str:
         cert = db.execute("SELECT * FROM certificates WHERE certificate_key = ?", (certificate_key,)).fetchone()
         if cert is not None and cert["revoked_at"]:
             return f"certificate revoked: {cert['revoke_reason']}"
+        if (
+            cert is not None
+            and cert["expires"]
+            and cert["expires"] < self._latest_fact_time(db, holder_id).date().isoformat()
+        ):
+            return f"certificate expired on {cert['expires']}"
         if cert is not None:
             w = db.execute("SELECT * FROM withdrawn_entries WHERE entry_id = ?", (cert["entry_id"],)).fetchone()
             if w is not None:

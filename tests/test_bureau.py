@@ -203,3 +203,28 @@ def test_a_replay_matches_the_live_model_and_says_when_the_live_one_lags(tmp_pat
     assert len(lag) == 1 and lag[0].startswith("w.holders[")
     live.run(until_idle=True, timeout=10)
     assert compare(live.store, later.store) == [] and behind(live.store, later.store) == []
+
+
+def test_an_expired_certificate_decides_nothing_after_its_expiry(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    expired = verified().model_copy(update={"expires": date(2025, 9, 30)})
+    w.publish(registered(), expired, started())
+    b = w.bureau("beijing")
+    b.run(until_idle=True, timeout=10)
+    assert b.store.active_decisions("h1") == []
+
+
+@pytest.mark.parametrize(("setting", "kept"), [("keep", True), ("revoke", False)])
+def test_an_entry_withdrawal_follows_the_policy_setting(tmp_path: Path, setting: str, kept: bool) -> None:
+    from mra.events.schemas import CatalogueEntryWithdrawn
+
+    w = World(tmp_path)
+    w.publish(registered(), verified(), started())
+    w.publish(CatalogueEntryWithdrawn(jurisdiction="beijing", catalogue="beijing-international", edition="2025",
+                                      entry_id="BJ2025-I-139", effective=date(2026, 1, 1), reason="monitoring"))
+    w.publish(registered("h2"), verified("h2"), started("h2"), at=datetime(2026, 2, 1, tzinfo=UTC))
+    b = open_bureau(w.runtime, "beijing", registry=REGISTRY, transport=w.bus, group=False, db=tmp_path / "b.db")
+    b.store.settings["bj.withdrawal.decided_benefits"] = setting
+    b.run(until_idle=True, timeout=10)
+    assert bool(b.store.active_decisions("h1")) is kept  # decided before the withdrawal
+    assert b.store.active_decisions("h2") == []  # nothing new on a withdrawn entry
