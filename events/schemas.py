@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mra.core.models import BenefitDecision, CatalogueEdition, HolderCategory
+from mra.core.models import BenefitDecision, CatalogueEdition, Employment, HolderCategory
 
 __all__ = [
     "BenefitDecided",
@@ -318,6 +318,21 @@ class EmploymentStarted(Event):
     in_scope: bool = True
     high_tech: bool = False
     universal_studios: bool = False
+
+    def employment(self) -> Employment:
+        """The domain fact this event records."""
+        return Employment(
+            holder_id=self.holder_id,
+            jurisdiction=self.jurisdiction,
+            employer=self.employer.name,
+            employer_region=self.employer.region,
+            started=self.started,
+            field=self.field,
+            years_in_scope=self.years_in_scope,
+            in_scope=self.in_scope,
+            high_tech=self.high_tech,
+            universal_studios=self.universal_studios,
+        )
 
 
 @upcaster(EmploymentStarted.NAME, 1)

@@ -216,18 +216,7 @@ class BureauStore(SqliteStore):
         if row is None or row["region"] not in self.info.regions:
             return None
         body = EmploymentStarted.model_validate_json(row["body"])
-        employment = Employment(
-            holder_id=holder_id,
-            jurisdiction=body.jurisdiction,
-            employer=body.employer.name,
-            employer_region=body.employer.region,
-            started=body.started,
-            field=body.field,
-            years_in_scope=body.years_in_scope,
-            in_scope=body.in_scope,
-            high_tech=body.high_tech,
-            universal_studios=body.universal_studios,
-        )
+        employment = body.employment()
         return employment, row["event_time"], row["event_id"]
 
     def _wanted(self, db: sqlite3.Connection, holder_id: str) -> dict[str, BenefitDecision]:
