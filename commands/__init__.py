@@ -17,11 +17,15 @@ MODULES = [
     "up",
     "bureau",
     "replay",
+    "audit",
     "catalogue",
     "benefits",
     "plugins",
     "verify",
     "platform",
+    "dlq",
+    "keys",
+    "holder_privacy",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

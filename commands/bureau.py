@@ -144,7 +144,7 @@ def _intake(ctx: Ctx, jurisdiction: str) -> tuple[Publisher, list[str]]:
     registry = load_registry()
     regions = list(registry.jurisdiction(jurisdiction).regions)
     runtime = ctx.runtime()
-    return Publisher(runtime.connect(), runtime.topics, f"{jurisdiction}-intake"), regions
+    return runtime.publisher(runtime.connect(), f"{jurisdiction}-intake"), regions
 
 
 def _started(

@@ -20,7 +20,6 @@ from mra.core.ids import stable_id
 from mra.core.models import CatalogueEdition, CatalogueEntry, CatalogueList
 from mra.core.plugins import load_registry, resolve_entry_ref
 from mra.core.validation import check_catalogue
-from mra.events.publisher import Publisher
 from mra.events.schemas import CatalogueEditionPublished
 
 __all__ = ["COMMANDS", "catalogue"]
@@ -205,7 +204,7 @@ def publish(ctx: Ctx, jurisdiction: str, as_json: bool) -> None:
     """Publish the jurisdiction's catalogue editions on the catalogue topic, so every bureau and replay
     knows which edition is in force from when. Publishing the same edition again is recognised as the same event."""
     runtime = ctx.runtime()
-    publisher = Publisher(runtime.connect(), runtime.topics, f"{jurisdiction}-intake")
+    publisher = runtime.publisher(runtime.connect(), f"{jurisdiction}-intake")
     out = []
     for edition in _editions(jurisdiction):
         env = publisher.publish(
@@ -267,7 +266,7 @@ def import_(
     }
     if not dry_run:
         runtime = ctx.runtime()
-        publisher = Publisher(runtime.connect(), runtime.topics, f"{jurisdiction}-intake")
+        publisher = runtime.publisher(runtime.connect(), f"{jurisdiction}-intake")
         env = publisher.publish(
             CatalogueEditionPublished(edition=new),
             id=stable_id("edition", new.catalogue, new.edition, new.source_sha256),

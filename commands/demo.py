@@ -36,6 +36,9 @@ def _text(r: DemoReport) -> str:
         "  replay check: "
         + ", ".join(f"{j} {v['events']} events, {v['differences']} differences" for j, v in r.replay.items())
     )
+    v = r.verification
+    if v:
+        lines.append(f"  signatures: {v['mode']}, {v['dead_lettered']} event(s) dead-lettered")
     lines.append(f"\n{'OK' if r.ok else 'FAILED'}: topics {r.topic_prefix}* on {r.bootstrap}; state in {r.state_dir}")
     return "\n".join(lines)
 

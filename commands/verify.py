@@ -14,7 +14,6 @@ from mra.core.errors import MraError, ValidationFailed
 from mra.core.hookspecs import PluginConfig
 from mra.core.plugins import load_registry
 from mra.events.bus import PublishError
-from mra.events.publisher import Publisher
 from mra.events.schemas import Event
 from mra.services.platform import (
     PUBLISHER,
@@ -80,7 +79,7 @@ def submit(ctx: Ctx, path: Path, as_json: bool) -> None:
         runtime = ctx.runtime()
         transport = runtime.connect("mra-verify")
         try:
-            publish_submission(sub, Publisher(transport, runtime.topics, PUBLISHER))
+            publish_submission(sub, runtime.publisher(transport, PUBLISHER))
         finally:
             transport.close()
     except (MraError, PublishError) as e:
@@ -189,7 +188,7 @@ def revoke(ctx: Ctx, code: str, reason: str, as_json: bool) -> None:
         try:
             transport = runtime.connect("mra-verify")
             try:
-                publisher = Publisher(transport, runtime.topics, PUBLISHER)
+                publisher = runtime.publisher(transport, PUBLISHER)
                 publisher.publish(data, id=event_id, time=at)
                 publisher.flush()
             finally:

@@ -103,11 +103,16 @@ def evaluate(names: Iterable[str], conditions: Mapping[str, Callable[[Env], obje
 def outcome_of(checks: Sequence[Check], base: Outcome = Outcome.ELIGIBLE) -> Outcome:
     """A failed check makes the decision ineligible; otherwise an advisory rule stays advisory, and a
     pending check makes an eligible rule conditional."""
-    if any(c.status is Status.FAILED for c in checks):
+    failed = any(c.status is Status.FAILED for c in checks)
+    return _outcome(failed, any(c.status is Status.PENDING for c in checks), base)
+
+
+def _outcome(failed: bool, pending: bool, base: Outcome) -> Outcome:
+    if failed:
         return Outcome.INELIGIBLE
     if base is Outcome.ADVISORY:
         return Outcome.ADVISORY
-    if any(c.status is Status.PENDING for c in checks) or base is Outcome.CONDITIONAL:
+    if pending or base is Outcome.CONDITIONAL:
         return Outcome.CONDITIONAL
     return base
 
@@ -130,10 +135,13 @@ def decision_from(
 ) -> BenefitDecision:
     """One explained decision: ineligible ones give the failed conditions as reasons, the others what was
     met; pending checks become the conditions still to show. No clock: the time is the context's."""
-    outcome = outcome_of(checks, base)
-    failed = [c.detail for c in checks if c.status is Status.FAILED]
-    met = [c.detail for c in checks if c.status is Status.MET]
-    pending = [c.detail for c in checks if c.status is Status.PENDING]
+    failed: list[str] = []
+    met: list[str] = []
+    pending: list[str] = []
+    by_status = {Status.FAILED: failed, Status.MET: met, Status.PENDING: pending}
+    for c in checks:  # one pass: a bureau decides every rule for every holder
+        by_status[c.status].append(c.detail)
+    outcome = _outcome(bool(failed), bool(pending), base)
     reasons = failed if outcome is Outcome.INELIGIBLE else met
     cert = context.certificate
     return BenefitDecision(

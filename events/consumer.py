@@ -5,6 +5,21 @@ rest to a batch handler. The handler applies the batch *and* records the trackin
 local transaction; only then are offsets committed to the cluster. On start and on every partition
 assignment the reader seeks to the positions the local store recorded, so a consumer killed at any
 moment resumes exactly after the last event it applied, and an event id applied before is skipped.
+
+Faults, and what the loop does about them:
+
+- The cluster does not answer (a poll, an end-offset query, a commit, or a publish from the handler fails
+  with a :class:`PublishError`, :class:`ConnectionError` or :class:`TimeoutError`): nothing is the event's
+  fault, so nothing is dead-lettered. The loop logs one line and waits (0.5 s doubling to 10 s), then tries
+  the same batch again; the handler is idempotent, so a batch applied before the failure is not applied twice.
+- A handler fails on an event for another reason: the batch is applied one event at a time, each retried
+  ``retries`` times, and the one that keeps failing is dead-lettered with the reason; the others go on.
+- A record that is not an mra event (or that the decoder chokes on in any way) is dead-lettered with the reason.
+- The log is shorter than what was already read (a broker that lost its log came back, or another cluster
+  answers at the same address): the loop stops with :class:`LogTruncated` instead of skipping ahead. Signs,
+  each exact on Kafka and on the development broker: a record below the position the reader was at; an empty
+  poll with the position beyond the log end the fetch reported (confirmed by ``end_offsets``); an empty log
+  (end offset 0) where the store had read something.
 """
 
 from __future__ import annotations
@@ -12,17 +27,40 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mra.events.bus import Reader, TopicPartition, Transport
+from mra.core.errors import MraError
+from mra.events.bus import PublishError, Reader, TopicPartition, Transport
 from mra.events.envelope import DecodeError, Envelope, Record, decode
 from mra.events.topics import Topics
 
-__all__ = ["DeadLetter", "Delivery", "Handler", "Processor", "RunStats", "dead_letter_headers"]
+__all__ = [
+    "DLQ_HEADER_PREFIX",
+    "TRANSIENT",
+    "DeadLetter",
+    "Delivery",
+    "Handler",
+    "LogTruncated",
+    "Processor",
+    "RunStats",
+    "dead_letter_headers",
+    "is_transient",
+]
 
 log = logging.getLogger(__name__)
+
+TRANSIENT: tuple[type[BaseException], ...] = (PublishError, ConnectionError, TimeoutError)
+"""Failures of the cluster, not of an event: waited out, never dead-lettered."""
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT)
+
+
+class LogTruncated(MraError):
+    """The log is shorter than what this consumer already read: stopping is safer than skipping ahead."""
 
 
 @dataclass(frozen=True)
@@ -60,17 +98,45 @@ class RunStats:
     idle: bool = False
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    transient: int = 0
+    """Failures of the cluster waited out (each followed by a pause and another try)."""
 
 
-def dead_letter_headers(record: Record, reason: str) -> list[tuple[str, bytes]]:
-    """The original headers plus where the record came from and why it was set aside."""
-    return [
+DLQ_HEADER_PREFIX = "mra_dlq_"
+"""Headers a dead letter adds to the original record's; re-driving removes exactly these."""
+
+
+def dead_letter_headers(record: Record, reason: str, consumer: str = "") -> list[tuple[str, bytes]]:
+    """The original headers plus where the record came from, why it was set aside, and by which consumer."""
+    headers = [
         *record.headers,
         ("mra_dlq_reason", reason.encode()),
         ("mra_dlq_topic", record.topic.encode()),
         ("mra_dlq_partition", str(record.partition).encode()),
         ("mra_dlq_offset", str(record.offset).encode()),
     ]
+    if consumer:
+        headers.append(("mra_dlq_consumer", consumer.encode()))
+    return headers
+
+
+class _Stopped(Exception):
+    """Asked to stop (or out of time) while waiting for the cluster."""
+
+
+class _Backoff:
+    """Exponential pauses between tries against a cluster that does not answer, reset by a success."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, most
+        self.next = first
+
+    def take(self) -> float:
+        delay, self.next = self.next, min(self.next * 2, self.most)
+        return delay
+
+    def reset(self) -> None:
+        self.next = self.first
 
 
 class Processor:
@@ -89,6 +155,9 @@ class Processor:
         retries: int = 2,
         validate: Callable[[Envelope], str | None] | None = None,
         after_batch: Callable[[], None] | None = None,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+        name: str | None = None,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -100,9 +169,17 @@ class Processor:
         self.retries = retries
         self.validate = validate
         self.after_batch = after_batch
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.name = name or group or type(handler).__name__
+        """Who set a dead letter aside (its ``mra_dlq_consumer`` header): the group id unless named."""
         self.stop_event = threading.Event()
         self._reader: Reader | None = None
+        self._next: dict[TopicPartition, int | None] = {}
+        self._unchecked: dict[TopicPartition, int] = {}
+        self._deadline: float | None = None
 
+    # positions and the log's end ---------------------------------------------------------------------------------
     def _on_assign(self, assigned: set[TopicPartition]) -> None:
         """Resume each assigned partition where the local store says, else from its beginning."""
         reader = self._reader
@@ -110,12 +187,74 @@ class Processor:
             return
         stored = self.handler.positions()
         fresh = [tp for tp in assigned if tp not in stored]
+        self._next = {tp: stored.get(tp) for tp in assigned}
         for tp in assigned:
             if tp in stored:
                 reader.seek(tp, stored[tp])
         if fresh:
             reader.seek_to_beginning(fresh)
+        # checked by the loop, not here: a rebalance callback must not wait on the cluster or raise
+        self._unchecked = {tp: stored[tp] for tp in assigned if stored.get(tp, 0) > 0}
 
+    def _check_empty_logs(self, reader: Reader) -> None:
+        """An end offset of 0 where something was read before: the log is gone (checked once per assignment)."""
+        stored, self._unchecked = self._unchecked, {}
+        if not stored:
+            return
+        try:
+            ends = reader.end_offsets(stored)
+        except Exception as e:  # the empty-poll check covers this partition too
+            log.info("end offsets not available after assignment (%s); the empty-poll check still applies", e)
+            return
+        for tp, position in sorted(stored.items()):
+            if ends.get(tp) == 0:
+                raise self._truncated(tp, 0, position)
+
+    @staticmethod
+    def _truncated(tp: TopicPartition, end: int, position: int) -> LogTruncated:
+        return LogTruncated(
+            f"{tp[0]}[{tp[1]}]: the cluster says the log ends at offset {end}, but this consumer has read it up to "
+            f"offset {position}. "
+            "The cluster lost records (a broker with memory storage restarted?) or is not the one this read model "
+            "was built from. Not skipping ahead: rebuild the read model from the log (mra replay, or a new state "
+            "directory) or point at the cluster it was built from."
+        )
+
+    def _check_order(self, records: Sequence[Record]) -> None:
+        """A record below the offset the reader was at means the cluster reset the log under it."""
+        for r in records:
+            tp = (r.topic, r.partition)
+            expected = self._next.get(tp)
+            if expected is not None and r.offset < expected:
+                raise LogTruncated(
+                    f"{r.topic}[{r.partition}]: expected offset {expected} or later, but the cluster returned offset "
+                    f"{r.offset}: its log was reset or truncated. Not re-reading or skipping: rebuild the read "
+                    "model from the log (mra replay, or a new state directory) or point at the cluster it was "
+                    "built from."
+                )
+            self._next[tp] = r.offset + 1
+
+    def _check_log_end(self, reader: Reader) -> None:
+        """After an empty poll: a position beyond the log end the fetch reported, confirmed by ``end_offsets``."""
+        highwater = getattr(reader, "highwater", None)
+        if highwater is None:
+            return
+        suspects: dict[TopicPartition, int] = {}
+        for tp, position in self._next.items():
+            if position is None:
+                continue
+            hw = highwater(tp)
+            if hw is not None and hw >= 0 and position > hw:
+                suspects[tp] = position
+        if not suspects:
+            return
+        ends = reader.end_offsets(suspects)  # a transient failure here is waited out by the caller
+        for tp, position in sorted(suspects.items()):
+            end = ends.get(tp)
+            if end is not None and position > end:
+                raise self._truncated(tp, end, position)
+
+    # reading -----------------------------------------------------------------------------------------------------
     def open(self) -> Reader:
         if self._reader is None:
             holder: list[Reader] = []
@@ -146,7 +285,13 @@ class Processor:
             except DecodeError as e:
                 dead.append(DeadLetter(r, str(e)))
                 continue
-            problem = self.validate(env) if self.validate else None
+            except Exception as e:  # whatever a hostile record does to the decoder, the consumer goes on
+                dead.append(DeadLetter(r, f"cannot decode: {type(e).__name__}: {str(e)[:500]}"))
+                continue
+            try:
+                problem = self.validate(env) if self.validate else None
+            except Exception as e:
+                problem = f"validation failed: {type(e).__name__}: {str(e)[:500]}"
             if problem:
                 dead.append(DeadLetter(r, problem))
             else:
@@ -159,15 +304,22 @@ class Processor:
         target = self.topics.name("deadletter")
         for d in dead:
             log.warning("dead-lettering %s[%d]@%d: %s", d.record.topic, d.record.partition, d.record.offset, d.reason)
-            self.transport.send(target, d.record.key, d.record.value or b"", dead_letter_headers(d.record, d.reason))
+            headers = dead_letter_headers(d.record, d.reason, self.name)
+            self.transport.send(target, d.record.key, d.record.value or b"", headers)
         self.transport.flush(30)
 
-    def _apply(self, good: list[Delivery], dead: list[DeadLetter]) -> tuple[int, list[DeadLetter]]:
-        """Apply the batch; if it fails, apply one by one and set aside what keeps failing."""
+    def _apply_once(self, good: list[Delivery], dead: list[DeadLetter]) -> tuple[int, list[DeadLetter]]:
+        """Apply the batch; if it fails, apply one by one and set aside what keeps failing.
+
+        A failure of the cluster is raised at once (the caller waits and tries the whole batch again): it says
+        nothing about the event, so it must not count towards dead-lettering it.
+        """
         try:
             self._send_dead(dead)
             self.handler.apply(good, dead)
             return len(good), dead
+        except TRANSIENT:
+            raise
         except Exception as batch_error:  # a poison event must not stop the consumer
             log.warning("batch failed (%s); applying one by one", batch_error)
         applied = 0
@@ -180,6 +332,8 @@ class Processor:
                     applied += 1
                     error = None
                     break
+                except TRANSIENT:
+                    raise
                 except Exception as e:
                     error = e
             if error is not None:
@@ -189,6 +343,28 @@ class Processor:
                 all_dead.append(letter)
         return applied, all_dead
 
+    def _apply(
+        self, good: list[Delivery], dead: list[DeadLetter], stats: RunStats, backoff: _Backoff
+    ) -> tuple[int, list[DeadLetter]]:
+        while True:
+            try:
+                result = self._apply_once(good, dead)
+            except TRANSIENT as e:
+                self._pause(stats, backoff, "applying a batch", e)
+                continue
+            backoff.reset()
+            return result
+
+    def _pause(self, stats: RunStats, backoff: _Backoff, what: str, error: BaseException) -> None:
+        """Log the failure and wait before the next try; raise :class:`_Stopped` if stopped or out of time."""
+        stats.transient += 1
+        delay = backoff.take()
+        if self._deadline is not None:
+            delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+        log.warning("%s failed, the cluster did not answer (%s); trying again in %.1fs", what, error, delay)
+        if self.stop_event.wait(delay) or (self._deadline is not None and time.monotonic() >= self._deadline):
+            raise _Stopped
+
     def caught_up(self, reader: Reader) -> bool:
         """At or past the reported end of every assigned partition (the caller has just polled nothing)."""
         assigned = reader.assignment()
@@ -197,38 +373,63 @@ class Processor:
         ends = reader.end_offsets(assigned)
         return all(reader.position(tp) >= ends.get(tp, 0) for tp in assigned)
 
+    def _open(self, stats: RunStats, backoff: _Backoff) -> Reader:
+        while True:
+            try:
+                return self.open()
+            except TRANSIENT as e:
+                self._pause(stats, backoff, "connecting the consumer", e)
+
     def run(self, until_idle: bool = False, timeout: float | None = None) -> RunStats:
         stats = RunStats()
         started = time.monotonic()
-        reader = self.open()
+        self._deadline = None if timeout is None else started + timeout
+        backoff = _Backoff(self.backoff_s, self.max_backoff_s)
         try:
+            reader = self._open(stats, backoff)
             while not self.stop_event.is_set():
+                self._check_empty_logs(reader)
                 if timeout is not None and time.monotonic() - started > timeout:
-                    stats.errors.append(f"stopped after {timeout:.0f}s without becoming idle")
                     break
-                records = reader.poll(self.poll_ms, self.max_records)
-                if not records:
-                    if until_idle and self.caught_up(reader):
-                        stats.idle = True
-                        break
+                try:
+                    records = reader.poll(self.poll_ms, self.max_records)
+                    if not records:
+                        self._check_log_end(reader)
+                        if until_idle and self.caught_up(reader):
+                            stats.idle = True
+                            break
+                        continue
+                except TRANSIENT as e:
+                    self._pause(stats, backoff, "reading", e)
                     continue
+                backoff.reset()
+                self._check_order(records)
                 stats.polled += len(records)
                 good, dead = self._decode(records)
-                applied, all_dead = self._apply(good, dead)
+                applied, all_dead = self._apply(good, dead, stats, backoff)
                 stats.applied += applied
                 stats.dead_lettered += len(all_dead)
                 stats.batches += 1
-                last: dict[TopicPartition, int] = {}
-                for r in records:
-                    tp = (r.topic, r.partition)
-                    last[tp] = max(last.get(tp, -1), r.offset + 1)
-                try:
-                    if self.group is not None:
-                        reader.commit(last)
-                except Exception as e:  # the local store is the source of truth; a failed commit only costs a re-read
-                    log.warning("offset commit failed: %s", e)
+                self._commit(reader, records)
                 if self.after_batch is not None:
                     self.after_batch()
+        except _Stopped:
+            pass
         finally:
             stats.seconds = time.monotonic() - started
+            self._deadline = None
+        if timeout is not None and not stats.idle and not self.stop_event.is_set() and stats.seconds >= timeout:
+            stats.errors.append(f"stopped after {timeout:.0f}s without becoming idle")
         return stats
+
+    def _commit(self, reader: Reader, records: Iterable[Record]) -> None:
+        if self.group is None:
+            return
+        last: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = (r.topic, r.partition)
+            last[tp] = max(last.get(tp, -1), r.offset + 1)
+        try:
+            reader.commit(last)
+        except Exception as e:  # the local store is the source of truth; a failed commit only costs a re-read
+            log.warning("offset commit failed: %s", e)

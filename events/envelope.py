@@ -7,6 +7,10 @@ The publisher stamp (extension attributes ``mrapublisher``, ``mraepoch``, ``mras
 ``mrahash``) chains each publisher instance's events: ``mrahash`` is the hash of this event's content,
 ``mraprev`` the hash of the same instance's previous event. A content hash covers id, source, type,
 time, subject and body but not the stamp, so an event re-published after a crash keeps its hash.
+
+A signed event adds two more extension attributes (see :mod:`mra.events.signing`): ``mrasig``, the base64
+Ed25519 signature over the event's canonical form, and ``mrakey``, the id of the key that made it. They travel
+as ordinary ``ce_*`` headers, so every CloudEvents reader still reads a signed message.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from mra.events.schemas import Event, UnknownEventType, upcast
 
 __all__ = [
     "CONTENT_TYPE",
+    "KEY_ATTR",
+    "SIGNATURE_ATTR",
     "DecodeError",
     "Envelope",
     "Record",
@@ -39,6 +45,10 @@ MAX_MESSAGE_BYTES = 1_000_000
 
 _REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type")
 _STAMP = ("mrapublisher", "mraepoch", "mraseq", "mraprev", "mrahash")
+SIGNATURE_ATTR = "mrasig"
+"""Extension attribute holding the base64 Ed25519 signature of a signed event."""
+KEY_ATTR = "mrakey"
+"""Extension attribute naming the signing key (a key id from the trust store)."""
 
 
 class DecodeError(ValueError):

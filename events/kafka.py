@@ -3,14 +3,21 @@
 Consumer settings keep group joins short (a join takes about ``session_timeout_ms / 2`` on the broker
 used for development); they are equally valid on Apache Kafka. Nothing here relies on a broker quirk:
 "caught up" is decided by the caller from an empty poll past the reported end, which is right on both.
+
+Every call that waits on the cluster is bounded (``MRA_KAFKA_TIMEOUT_S``, default 10 s). A cluster that
+cannot be reached is an expected failure with a message, not a traceback: writing raises
+:class:`KafkaPublishError` (a :class:`PublishError`: nothing was reported written, retry), reading raises
+:class:`KafkaReadError` (a :class:`ConnectionError`, which a consumer waits out). Both are :class:`MraError`, so
+the CLI prints one line and exits with status 75 (``EX_TEMPFAIL``: try again later).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
@@ -18,12 +25,65 @@ from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from mra.core.errors import MraError
 from mra.events.bus import AssignCallback, PublishError, TopicPartition
 from mra.events.envelope import Record
 
-__all__ = ["CONSUMER_SETTINGS", "PRODUCER_SETTINGS", "KafkaReader", "KafkaTransport"]
+__all__ = [
+    "CONSUMER_SETTINGS",
+    "PRODUCER_SETTINGS",
+    "KafkaPublishError",
+    "KafkaReadError",
+    "KafkaReader",
+    "KafkaTransport",
+    "timeout_s",
+]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def timeout_s() -> float:
+    """How long one call may wait on the cluster: ``MRA_KAFKA_TIMEOUT_S`` (default 10 s)."""
+    try:
+        value = float(os.environ.get("MRA_KAFKA_TIMEOUT_S", "10"))
+    except ValueError:
+        value = 10.0
+    return value if value > 0 else 10.0
+
+
+def _ms() -> int:
+    return int(timeout_s() * 1000)
+
+
+class KafkaPublishError(PublishError, MraError):
+    """An event was not written to the cluster. Nothing was reported published: retry later."""
+
+    exit_code = 75
+
+
+class KafkaReadError(MraError, ConnectionError):
+    """The cluster did not answer a read in time; a consumer waits and tries again."""
+
+    exit_code = 75
+
+
+def _transient(e: BaseException) -> bool:
+    """A failure the cluster coming back would cure (no connection, a timeout, a leader moving)."""
+    return isinstance(e, KafkaError) and (
+        bool(getattr(e, "retriable", False)) or type(e).__name__ in ("NoBrokersAvailable", "KafkaConnectionError")
+    )
+
+
+def _reading(what: str, bootstrap: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except KafkaError as e:
+        if _transient(e):
+            raise KafkaReadError(f"{what}: the Kafka cluster at {bootstrap} did not answer: {e}") from None
+        raise
+
 
 CONSUMER_SETTINGS: dict[str, Any] = {
     "session_timeout_ms": 6000,
@@ -32,7 +92,10 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
     "fetch_max_wait_ms": 100,
+    "reconnect_backoff_max_ms": 2000,
+    "allow_auto_create_topics": False,
 }
+"""Consumer settings; ``bootstrap_timeout_ms`` and ``request_timeout_ms`` are added from :func:`timeout_s`."""
 
 PRODUCER_SETTINGS: dict[str, Any] = {
     "acks": "all",
@@ -41,7 +104,10 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "max_block_ms": 10000,
     "delivery_timeout_ms": 30000,
     "request_timeout_ms": 10000,
+    "reconnect_backoff_max_ms": 2000,
 }
+"""Producer settings. A record not acknowledged within ``delivery_timeout_ms`` fails its future, which
+:meth:`KafkaTransport.flush` reports: a publisher never reports success for an event that was not written."""
 
 
 class KafkaTransport:
@@ -55,50 +121,69 @@ class KafkaTransport:
         self._partitions: dict[str, list[int]] = {}
 
     # topics ------------------------------------------------------------------------------------------------------
-    def _admin(self) -> KafkaAdminClient:
+    def _unreachable(self, e: Exception) -> KafkaPublishError:
+        return KafkaPublishError(
+            f"cannot reach the Kafka cluster at {self.bootstrap} within {timeout_s():g}s ({e}); "
+            "nothing was written: try again when it is back"
+        )
+
+    def _admin_call(self, call: Callable[[KafkaAdminClient], T]) -> T:
         try:
-            return KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, client_id=self.client_id, request_timeout_ms=10000
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap,
+                client_id=self.client_id,
+                request_timeout_ms=_ms(),
+                bootstrap_timeout_ms=_ms(),
             )
         except KafkaError as e:
-            raise PublishError(f"cannot reach the Kafka cluster at {self.bootstrap}: {e}") from None
+            raise self._unreachable(e) from None
+        try:
+            return call(admin)
+        except KafkaError as e:
+            if _transient(e):
+                raise self._unreachable(e) from None
+            raise
+        finally:
+            admin.close()
 
     def ensure_topics(self, topics: Mapping[str, int]) -> None:
         """Create the topics that do not exist yet, with their partition counts (never rely on auto-creation)."""
-        admin = self._admin()
-        try:
+
+        def create(admin: KafkaAdminClient) -> None:
             existing = set(admin.list_topics())
             new = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
             if new:
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(new, timeout_ms=10000)
-        finally:
-            admin.close()
+                    admin.create_topics(new, timeout_ms=_ms())
+
+        self._admin_call(create)
 
     def delete_topics(self, names: Sequence[str]) -> None:
-        admin = self._admin()
-        try:
+        def delete(admin: KafkaAdminClient) -> None:
             existing = set(admin.list_topics())
             doomed = [n for n in names if n in existing]
             if doomed:
-                admin.delete_topics(doomed, timeout_ms=10000)
-        finally:
-            admin.close()
+                admin.delete_topics(doomed, timeout_ms=_ms())
+
+        self._admin_call(delete)
 
     def list_topics(self) -> list[str]:
-        admin = self._admin()
-        try:
-            return sorted(admin.list_topics())
-        finally:
-            admin.close()
+        return self._admin_call(lambda admin: sorted(admin.list_topics()))
 
     def partitions(self, topic: str) -> list[int]:
         if topic not in self._partitions:
-            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=self.client_id)
-            try:
-                parts = consumer.partitions_for_topic(topic)
-            finally:
-                consumer.close()
+
+            def ask() -> set[int] | None:
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.bootstrap, client_id=self.client_id, bootstrap_timeout_ms=_ms()
+                )
+                try:
+                    found: set[int] | None = consumer.partitions_for_topic(topic)
+                    return found
+                finally:
+                    consumer.close()
+
+            parts = _reading(f"listing the partitions of {topic}", self.bootstrap, ask)
             if not parts:
                 return []
             self._partitions[topic] = sorted(parts)
@@ -110,33 +195,67 @@ class KafkaTransport:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap, client_id=self.client_id, **PRODUCER_SETTINGS
+                    bootstrap_servers=self.bootstrap,
+                    client_id=self.client_id,
+                    bootstrap_timeout_ms=_ms(),
+                    **PRODUCER_SETTINGS,
                 )
             except KafkaError as e:
-                raise PublishError(f"cannot reach the Kafka cluster at {self.bootstrap}: {e}") from None
+                raise self._unreachable(e) from None
         return self._producer
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
         try:
             self._pending.append(self.producer.send(topic, key=key, value=value, headers=list(headers)))
         except KafkaError as e:
-            raise PublishError(f"could not queue a message for {topic}: {e}") from None
+            raise KafkaPublishError(
+                f"could not queue a message for {topic}: {e}; nothing was reported published: retry"
+            ) from None
+
+    def _discard_producer(self) -> None:
+        """Drop a producer that failed: a new one (a new idempotence session) is made on the next send."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:  # abort what it still holds: those messages were reported as not written
+            with contextlib.suppress(Exception):
+                sender.force_close()
+                sender.join(2)
+        with contextlib.suppress(Exception):
+            producer.close(timeout=0)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until every queued message is acknowledged; raise :class:`PublishError` if any was not."""
+        """Wait until every queued message is acknowledged; raise :class:`KafkaPublishError` if any was not.
+
+        ``None`` waits at most the producer's ``delivery_timeout_ms``. After a failure the producer is discarded,
+        so a publisher that retries starts afresh instead of inheriting a broken session.
+        """
         if self._producer is None:
             return
         pending, self._pending = self._pending, []
         try:
             self._producer.flush(timeout=timeout)
         except KafkaError as e:
-            raise PublishError(f"messages not acknowledged by the cluster: {e}") from None
+            self._discard_producer()
+            raise KafkaPublishError(
+                f"{len(pending)} message(s) not acknowledged by the cluster at {self.bootstrap}: {e}; "
+                "they are not reported published: retry"
+            ) from None
         failed = [f for f in pending if f.failed()]
-        if failed:
-            raise PublishError(f"{len(failed)} message(s) not written: {failed[0].exception}")
         unfinished = [f for f in pending if not f.is_done]
+        if failed or unfinished:
+            self._discard_producer()
+        if failed:
+            raise KafkaPublishError(
+                f"{len(failed)} message(s) not written to the cluster at {self.bootstrap}: {failed[0].exception}; "
+                "they are not reported published: retry"
+            )
         if unfinished:
-            raise PublishError(f"{len(unfinished)} message(s) not acknowledged within the timeout")
+            raise KafkaPublishError(
+                f"{len(unfinished)} message(s) not acknowledged in time by the cluster at "
+                f"{self.bootstrap}; they are not reported published: retry"
+            )
 
     # reading -----------------------------------------------------------------------------------------------------
     def reader(
@@ -170,7 +289,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaReader:
-    """A kafka-python consumer: a group member (``group`` set) or directly assigned every partition."""
+    """A kafka-python consumer: a group member (``group`` set) or directly assigned every partition.
+
+    Calls that wait on the cluster are bounded and raise :class:`KafkaReadError` when it does not answer.
+    """
 
     def __init__(
         self,
@@ -180,9 +302,15 @@ class KafkaReader:
         on_assign: AssignCallback | None,
         overrides: Mapping[str, Any],
     ) -> None:
-        settings = dict(CONSUMER_SETTINGS, **overrides)
-        self._c = KafkaConsumer(
-            bootstrap_servers=transport.bootstrap, client_id=transport.client_id, group_id=group, **settings
+        settings = dict(CONSUMER_SETTINGS, bootstrap_timeout_ms=_ms(), request_timeout_ms=max(_ms(), 7000))
+        settings.update(overrides)
+        self._bootstrap = transport.bootstrap
+        self._c = _reading(
+            "connecting a consumer",
+            transport.bootstrap,
+            lambda: KafkaConsumer(
+                bootstrap_servers=transport.bootstrap, client_id=transport.client_id, group_id=group, **settings
+            ),
         )
         if group is not None:
             self._c.subscribe(topics, listener=_Listener(on_assign))
@@ -193,7 +321,9 @@ class KafkaReader:
                 on_assign({(tp.topic, tp.partition) for tp in parts})
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
-        batches = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
+        batches = _reading(
+            "polling", self._bootstrap, lambda: self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
+        )
         out: list[Record] = []
         for tp, records in batches.items():
             for r in records:
@@ -212,22 +342,33 @@ class KafkaReader:
         self._c.seek_to_beginning(*[KTP(*tp) for tp in tps])
 
     def position(self, tp: TopicPartition) -> int:
-        pos: int = self._c.position(KTP(*tp))
+        pos: int = _reading("reading a position", self._bootstrap, lambda: self._c.position(KTP(*tp), timeout_ms=_ms()))
         return pos
 
+    def highwater(self, tp: TopicPartition) -> int | None:
+        """The log end the last fetch for ``tp`` reported (None before one): exact, unlike ``end_offsets`` on
+        some brokers, so a position beyond it means the log is shorter than what was read."""
+        hw: int | None = self._c.highwater(KTP(*tp))
+        return hw
+
     def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        ends = self._c.end_offsets([KTP(*tp) for tp in tps])
+        parts = [KTP(*tp) for tp in tps]
+        ends = _reading("asking for end offsets", self._bootstrap, lambda: self._c.end_offsets(parts, timeout_ms=_ms()))
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
 
     def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        starts = self._c.beginning_offsets([KTP(*tp) for tp in tps])
+        parts = [KTP(*tp) for tp in tps]
+        starts = _reading(
+            "asking for beginning offsets", self._bootstrap, lambda: self._c.beginning_offsets(parts, timeout_ms=_ms())
+        )
         return {(tp.topic, tp.partition): off for tp, off in starts.items()}
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         from kafka.structs import OffsetAndMetadata
 
         if offsets:
-            self._c.commit({KTP(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            marks = {KTP(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+            _reading("committing offsets", self._bootstrap, lambda: self._c.commit(marks, timeout_ms=_ms()))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -22,10 +22,12 @@ __all__ = [
     "CatalogueEntryWithdrawn",
     "CertificateRevoked",
     "CertificateVerified",
+    "Checkpoint",
     "EmployerRef",
     "EmploymentEnded",
     "EmploymentStarted",
     "Event",
+    "HolderErased",
     "HolderRegistered",
     "UnknownEventType",
     "VerificationAccepted",
@@ -33,6 +35,7 @@ __all__ = [
     "VerificationRefused",
     "VerificationRejected",
     "VerificationRequested",
+    "checkpoint_class",
     "event_class",
     "parse_type",
     "registered_types",
@@ -382,3 +385,84 @@ class BenefitWithdrawn(Event):
     code: str
     reason: str
     withdrawn_at: datetime
+
+
+# --- privacy and signed checkpoints ---------------------------------------------------------------------------
+
+
+@event
+class HolderErased(Event):
+    """A holder's data key was destroyed: their sealed personal fields can no longer be read anywhere.
+
+    Decisions already recorded stand and replay from what this event keeps: the ids of the holder's recorded
+    decisions and the holder's age in full years on each of their decision dates (derived, non-personal facts
+    the decisions already carry). No new decision is made for an erased holder.
+    """
+
+    NAME = "cn.jjj.holders.holder_erased"
+    TOPIC = "holders"
+
+    holder_id: str
+    erased_at: datetime
+    reason: str
+    decisions: tuple[str, ...] = ()
+    ages: dict[str, int] = Field(default_factory=dict, description="ISO decision date (UTC) -> age in full years")
+
+
+class Checkpoint(Event):
+    """A publisher's signature over a stretch of its hash chain: ``hashes`` are the content hashes of its events
+    ``first_seq``..``last_seq`` of one epoch, ``prev`` the hash before ``first_seq``.
+
+    One copy goes to every topic the stretch touched, so a reader of any of those topics can check each event it
+    reads against the list, whatever partition or topic the neighbouring events went to.
+    """
+
+    publisher: str
+    epoch: str
+    first_seq: int = Field(ge=0)
+    last_seq: int = Field(ge=0)
+    prev: str
+    hashes: tuple[str, ...]
+    key_id: str
+    signature: str
+
+    @property
+    def last_hash(self) -> str:
+        return self.hashes[-1] if self.hashes else self.prev
+
+    def partition_key(self) -> str:
+        return f"{self.publisher}/{self.epoch}"
+
+
+@event
+class CatalogueCheckpoint(Checkpoint):
+    NAME = "cn.jjj.catalogue.checkpoint"
+    TOPIC = "catalogue"
+
+
+@event
+class VerificationCheckpoint(Checkpoint):
+    NAME = "cn.jjj.verification.checkpoint"
+    TOPIC = "verification"
+
+
+@event
+class HoldersCheckpoint(Checkpoint):
+    NAME = "cn.jjj.holders.checkpoint"
+    TOPIC = "holders"
+
+
+@event
+class BenefitsCheckpoint(Checkpoint):
+    NAME = "cn.jjj.benefits.checkpoint"
+    TOPIC = "benefits"
+
+
+_CHECKPOINTS: dict[str, type[Checkpoint]] = {
+    c.TOPIC: c for c in (CatalogueCheckpoint, VerificationCheckpoint, HoldersCheckpoint, BenefitsCheckpoint)
+}
+
+
+def checkpoint_class(topic: str) -> type[Checkpoint] | None:
+    """The checkpoint event type of a logical topic (None for a topic no publisher writes, such as deadletter)."""
+    return _CHECKPOINTS.get(topic)

@@ -6,11 +6,17 @@ event times, so the result does not depend on how the three topics interleaved: 
 replay converge. Decisions go to an outbox in the same transaction as the facts and their tracking
 positions; the outbox is relayed after commit, with deterministic event ids, so a crash between the two
 re-publishes the same events rather than new ones.
+
+A holder's birth date arrives sealed under their data key and is kept sealed; it is opened through the key store
+each time an age is needed. Once a holder is erased (``HolderErased``), no new decision is made for them: the
+decisions recorded before stand, recomputed from the ages on their decision dates that the erasure event keeps, so
+that a replay after the erasure reproduces them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,13 +48,17 @@ from mra.events.schemas import (
     EmploymentEnded,
     EmploymentStarted,
     Event,
+    HolderErased,
     HolderRegistered,
 )
+from mra.services.privacy import ErasedHolder, PersonalData, is_sealed
 from mra.services.store import SqliteStore
 
 __all__ = ["BUREAU_TOPICS", "ActiveDecision", "BureauStore"]
 
 BUREAU_TOPICS = ("catalogue", "verification", "holders")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,17 @@ def _ts(t: datetime) -> str:
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _personal_state(row: sqlite3.Row | None) -> str | None:
+    """How the read model holds a birth date: erased, sealed (readable through the key store), plain, or not at all."""
+    if row is None:
+        return None
+    if row["erased"]:
+        return "erased"
+    if not row["birth_date"]:
+        return None
+    return "sealed" if is_sealed(row["birth_date"]) else "plain"
 
 
 class BureauStore(SqliteStore):
@@ -100,6 +121,10 @@ class BureauStore(SqliteStore):
         outcome TEXT NOT NULL, body TEXT NOT NULL, active INTEGER NOT NULL, withdrawn_reason TEXT
     );
     CREATE INDEX IF NOT EXISTS decisions_holder ON decisions (holder_id, active);
+    CREATE TABLE IF NOT EXISTS erasures (
+        holder_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL, decisions TEXT NOT NULL, ages TEXT NOT NULL,
+        event_id TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
         body TEXT NOT NULL, time TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
@@ -113,14 +138,21 @@ class BureauStore(SqliteStore):
         registry: Registry,
         publisher: Publisher | None = None,
         settings: Mapping[str, object] | None = None,
+        personal: PersonalData | None = None,
     ) -> None:
         super().__init__(path)
+        self.personal = personal
         self.jurisdiction = jurisdiction
         self.registry = registry
         self.info = registry.jurisdiction(jurisdiction)
         self.publisher = publisher
         self.settings = registry.settings(jurisdiction, settings)
         self.published = 0
+
+    def close(self) -> None:
+        super().close()
+        if self.personal is not None:
+            self.personal.close()
 
     # applying events ---------------------------------------------------------------------------------------------
     def apply_event(self, db: sqlite3.Connection, delivery: Delivery) -> None:
@@ -129,11 +161,19 @@ class BureauStore(SqliteStore):
         when = _ts(env.time)
         affected: set[str] = set()
         if isinstance(data, HolderRegistered):
+            born = data.birth_date.isoformat() if data.birth_date else data.personal.get("birth_date")  # sealed
             db.execute(
                 "INSERT INTO holders VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT(holder_id) DO UPDATE SET "
                 "category = excluded.category, birth_date = excluded.birth_date",
-                (data.holder_id, data.category.value, data.birth_date and data.birth_date.isoformat(), when, env.id),
+                (data.holder_id, data.category.value, born, when, env.id),
             )
+            affected.add(data.holder_id)
+        elif isinstance(data, HolderErased):
+            db.execute(
+                "INSERT OR IGNORE INTO erasures VALUES (?, ?, ?, ?, ?)",
+                (data.holder_id, _ts(data.erased_at), json.dumps(list(data.decisions)), json.dumps(data.ages), env.id),
+            )
+            db.execute("UPDATE holders SET erased = 1, birth_date = NULL WHERE holder_id = ?", (data.holder_id,))
             affected.add(data.holder_id)
         elif isinstance(data, EmploymentStarted):
             db.execute(
@@ -219,11 +259,49 @@ class BureauStore(SqliteStore):
         employment = body.employment()
         return employment, row["event_time"], row["event_id"]
 
-    def _wanted(self, db: sqlite3.Connection, holder_id: str) -> dict[str, BenefitDecision]:
-        """The decisions the holder's facts call for now, by deterministic id."""
+    def _born(self, holder_id: str, text: str | None) -> date | None:
+        """The holder's birth date, opened through the key store; None where unknown or unreadable here."""
+        if not text:
+            return None
+        if not is_sealed(text):
+            return date.fromisoformat(text)
+        if self.personal is None:
+            return None
+        try:
+            return date.fromisoformat(self.personal.open(holder_id, "birth_date", text))
+        except ErasedHolder:
+            raise
+        except MraError as e:
+            log.warning("the birth date of %s cannot be read here (%s): its age counts as unknown", holder_id, e)
+            return None
+
+    @staticmethod
+    def _age(day: date, born: date | None, recorded_ages: Mapping[str, int] | None) -> int | None:
+        if recorded_ages is not None:
+            return recorded_ages.get(day.isoformat())
+        return full_years(born, day) if born else None
+
+    def _wanted(self, db: sqlite3.Connection, holder_id: str) -> dict[str, BenefitDecision] | None:
+        """The decisions the holder's facts call for now, by deterministic id; None to leave them as they are.
+
+        For an erased holder only decisions recorded before the erasure can stand, each with the age its erasure
+        event keeps for its date. A holder erased in the key store whose erasure event is not yet read keeps its
+        decisions until the event comes.
+        """
         holder = db.execute("SELECT * FROM holders WHERE holder_id = ?", (holder_id,)).fetchone()
-        if holder is None or holder["erased"]:
+        if holder is None:
             return {}
+        erasure = db.execute("SELECT * FROM erasures WHERE holder_id = ?", (holder_id,)).fetchone()
+        recorded: set[str] | None = None
+        ages: dict[str, int] = {}
+        born: date | None = None
+        if erasure is not None:
+            recorded, ages = set(json.loads(erasure["decisions"])), json.loads(erasure["ages"])
+        else:
+            try:
+                born = self._born(holder_id, holder["birth_date"])
+            except ErasedHolder:
+                return None
         found = self._employment(db, holder_id)
         if found is None:
             return {}
@@ -244,11 +322,10 @@ class BureauStore(SqliteStore):
             gone = withdrawn.get(cert["entry_id"])
             if gone is not None and (self._withdrawal_revokes() or at.date() >= date.fromisoformat(gone["effective"])):
                 continue
-            born = date.fromisoformat(holder["birth_date"]) if holder["birth_date"] else None
             facts = HolderFacts(
                 holder_id=holder_id,
                 category=HolderCategory(holder["category"]),
-                age=full_years(born, at.date()) if born else None,
+                age=self._age(at.date(), born, ages if recorded is not None else None),
             )
             certificate = VerifiedCertificate(
                 certificate_key=cert["certificate_key"],
@@ -281,12 +358,16 @@ class BureauStore(SqliteStore):
                     d.outcome.value,
                     d.model_dump_json(exclude={"decision_id"}),
                 )
+                if recorded is not None and ident not in recorded:
+                    continue  # no new decision for an erased holder
                 out[ident] = d.model_copy(update={"decision_id": ident})
         return out
 
     def recompute(self, db: sqlite3.Connection, holder_id: str) -> None:
         """Bring the holder's active decisions in line with their facts; queue what changed."""
         wanted = self._wanted(db, holder_id)
+        if wanted is None:
+            return
         active = {
             r["decision_id"]: r
             for r in db.execute("SELECT * FROM decisions WHERE holder_id = ? AND active = 1", (holder_id,))
@@ -353,6 +434,8 @@ class BureauStore(SqliteStore):
                 return f"catalogue entry {cert['entry_id']} withdrawn from {w['effective']}: {w['reason']}"
         if self._employment(db, holder_id) is None:
             return f"no current employment in {self.jurisdiction}"
+        if db.execute("SELECT 1 FROM erasures WHERE holder_id = ?", (holder_id,)).fetchone():
+            return "the holder's personal data was erased before this decision was recorded"
         return "superseded: the holder's facts changed"
 
     # outbox ------------------------------------------------------------------------------------------------------
@@ -405,6 +488,7 @@ class BureauStore(SqliteStore):
             "holder_id": holder_id,
             "category": row["category"] if row else None,
             "erased": bool(row["erased"]) if row else False,
+            "birth_date": _personal_state(row),
             "certificates": [
                 {
                     "certificate_key": c["certificate_key"],

@@ -8,8 +8,8 @@ from pathlib import Path
 from mra.core.plugins import Registry, load_registry
 from mra.events.bus import TopicPartition, Transport
 from mra.events.consumer import Processor, RunStats
-from mra.events.publisher import Publisher
 from mra.services.bureau import BUREAU_TOPICS, BureauStore
+from mra.services.privacy import PersonalData
 from mra.services.runtime import Runtime
 
 __all__ = ["Bureau", "bureau_db", "open_bureau", "partition_lag"]
@@ -49,10 +49,15 @@ def open_bureau(
     registry = registry or load_registry()
     registry.jurisdiction(jurisdiction)
     transport = transport or runtime.connect(client_id=f"mra-bureau-{jurisdiction}")
-    publisher = Publisher(transport, runtime.topics, f"bureau-{jurisdiction}") if publish else None
-    store = BureauStore(db or bureau_db(runtime, jurisdiction), jurisdiction, registry, publisher)
+    publisher = runtime.publisher(transport, f"bureau-{jurisdiction}") if publish else None
+    path = db or bureau_db(runtime, jurisdiction)
+    personal = PersonalData.at(runtime.state_dir)
+    store = BureauStore(path, jurisdiction, registry, publisher, personal=personal)
     group_id = f"{runtime.topics.prefix}bureau-{jurisdiction}" if group else None
-    processor = Processor(transport, runtime.topics, BUREAU_TOPICS, store, group_id)
+    guard = runtime.guard(transport, path.with_name(f"{path.stem}.checkpoints.db"))
+    processor = Processor(
+        transport, runtime.topics, BUREAU_TOPICS, guard.wrap(store), group_id, validate=guard.validate
+    )
     return Bureau(jurisdiction, store, processor, transport)
 
 

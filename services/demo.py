@@ -5,7 +5,8 @@ and rejects the forged one; Beijing decides for the holders it employs; one hold
 to Hebei, and both are honoured there under clause 四.3 with no second verification; one certificate is
 revoked and its decisions withdrawn; finally every bureau's read model is rebuilt from the log and compared.
 
-Each run uses a fresh topic prefix and its own state directory, so runs never see each other's events.
+Each run uses a fresh topic prefix and its own state directory, so runs never see each other's events. The run
+generates its own keys and trust store there: every event is signed and verified before it is applied.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from mra.events.schemas import (
     EmploymentStarted,
     VerificationRequested,
 )
+from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
+from mra.services.keys import init_keys, standard_identities, verification_settings
 from mra.services.platform import (
     Platform,
     check_code,
@@ -186,6 +189,7 @@ class DemoReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     verification_requests: int = 0
     replay: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
     ok: bool = False
 
 
@@ -221,7 +225,10 @@ def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> De
     (home / "platform").mkdir(exist_ok=True)
     (home / "platform" / "issuer-register.json").write_text(json.dumps(REGISTER, ensure_ascii=False, indent=2))
     settings = load_settings(home, issuer_timeout_s=5.0)
-    intake = Publisher(transport, runtime.topics, "platform-intake")
+    keys = init_keys(home, standard_identities(registry.jurisdictions), Mode.PER_EVENT)
+    mode = verification_settings(home)[0].mode.value  # MRA_VERIFICATION may choose another mode
+    report.verification = {"mode": mode, "identities": len(keys["generated"]), "dead_lettered": 0}
+    intake = runtime.publisher(transport, "platform-intake")
     bureaus = {j: open_bureau(runtime, j, registry=registry, transport=transport, group=False) for j in JURISDICTIONS}
     platform = Platform(transport, runtime.topics, home, registry=registry, settings=settings, clock=lambda: T0)
 
@@ -235,7 +242,11 @@ def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> De
             b.run(until_idle=True, timeout=60)
 
     try:
-        beijing_intake = Publisher(transport, runtime.topics, "beijing-intake")
+        step(
+            f"generated signing keys for {len(keys['generated'])} publishers and a trust store: every event is "
+            f"signed and verified ({mode})"
+        )
+        beijing_intake = runtime.publisher(transport, "beijing-intake")
         for edition in registry.catalogues("beijing"):
             beijing_intake.publish(
                 CatalogueEditionPublished(edition=edition), time=datetime(2025, 9, 4, 16, tzinfo=UTC)
@@ -278,14 +289,12 @@ def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> De
         settle()
 
         revoked_at = T0 + timedelta(days=60)
-        revoked = revoke_code(
-            home,
-            codes["陈嘉欣"] or "",
-            "the issuer withdrew the certificate",
-            revoked_at,
-            lambda data, ident, when: intake.publish(data, id=ident, time=when),
-        )
-        intake.flush()
+
+        def publish(data: Any, ident: str, when: datetime) -> None:
+            platform.publisher.publish(data, id=ident, time=when)  # the platform, which may publish revocations
+
+        revoked = revoke_code(home, codes["陈嘉欣"] or "", "the issuer withdrew the certificate", revoked_at, publish)
+        platform.publisher.flush()
         step(f"the issuer revoked 陈嘉欣's certificate ({revoked['code']})")
         settle()
 
@@ -323,7 +332,11 @@ def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> De
             "replayed every bureau's log into a fresh read model: "
             + ("no differences" if diffs_total == 0 else f"{diffs_total} difference(s)")
         )
-        report.ok = diffs_total == 0 and report.verification_requests == len(REQUESTS)
+        dead = sum(b.store.counts()["dead_letters"] for b in bureaus.values()) + platform.store.db.execute(
+            "SELECT count(*) FROM dead_letters"
+        ).fetchone()[0]
+        report.verification["dead_lettered"] = int(dead)
+        report.ok = diffs_total == 0 and report.verification_requests == len(REQUESTS) and dead == 0
         return report
     finally:
         platform.close()

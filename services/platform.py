@@ -6,7 +6,7 @@
    keeps the holder's personal fields in the platform's local intake store; :func:`publish_submission` puts the
    request on the verification topic. Only a pseudonym travels: the holder id is a keyed hash (HMAC-SHA256 under
    a secret in the state dir) of the identity document, and no event carries a name, document number or birth
-   date in plain text (except ``HolderRegistered.birth_date``, accepted for now).
+   date in plain text: the birth date travels sealed under the holder's data key (:mod:`mra.services.privacy`).
 二 在线受理 (accept): a valid request is accepted at once, with an expected completion time from a per-issuer
    turnaround setting (the notice publishes none: mra's default is 5 working days).
 三 核验结果 (result): :class:`Platform` consumes the verification topic into its read model, asks the issuer's
@@ -18,17 +18,16 @@
 四 责任确认 (responsibility): every result and every check carries :data:`DISCLAIMER`.
 
 The read model (``platform/platform.db``) is a cache of the verification topic, rebuilt by replay if deleted.
-The intake store (``platform/intake.db``) holds what the topic must not: the holder's name and document.
+The intake store (``platform/intake.db``) holds what the topic must not: the holder's name, sealed under the holder's
+data key, so that erasing the holder (``mra holder erase``) erases it here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -67,6 +66,10 @@ from mra.events.schemas import (
 )
 from mra.events.topics import Topics
 from mra.services.codes import CodeFormat, Reading, format_code, new_code, read_code
+from mra.services.keys import consumer_guard, open_publisher
+from mra.services.privacy import ErasedHolder, PersonalData, holder_pseudonym, is_sealed, pseudonym_key
+from mra.services.privacy import fold as _fold
+from mra.services.privacy import keyed as _keyed
 from mra.services.register import RegisterConnector
 from mra.services.store import SqliteStore
 
@@ -260,42 +263,8 @@ def load_settings(state_dir: Path, **overrides: Any) -> PlatformSettings:
 
 
 def holder_key(paths: PlatformPaths) -> bytes:
-    """The platform's secret for pseudonyms, created on first use (32 random bytes, readable by the owner only)."""
-    path = paths.key
-    for _ in range(50):
-        try:
-            text = path.read_text().strip()
-        except FileNotFoundError:
-            text = ""
-        if text:
-            return bytes.fromhex(text)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # atomic, and fails if another process created the key first
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-        time.sleep(0.01)
-    raise MraError(f"the holder key {path} is empty or unreadable")
-
-
-def _fold(text: str) -> str:
-    return "".join(normalise(text).split())
-
-
-def _keyed(key: bytes, *parts: str) -> str:
-    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
-
-
-def holder_pseudonym(key: bytes, document_type: str, document_number: str, nationality: str) -> str:
-    """The holder id on the bus: HMAC-SHA256 of (document type, number, nationality), never the data itself."""
-    digest = _keyed(key, "holder", document_type.strip().lower(), _fold(document_number), nationality.strip().upper())
-    return "h-" + digest[:32]
+    """The platform's secret for pseudonyms, created on first use (see :func:`mra.services.privacy.pseudonym_key`)."""
+    return pseudonym_key(paths.key)
 
 
 def _is_cjk(c: str) -> bool:
@@ -484,7 +453,8 @@ class Intake:
     The name is what the issuer is asked about and the masked name what a public check shows; the document and
     birth date are not kept (the holder id already derives from the document). Not a cache of the topic (the
     topic has no names), so it is not rebuilt by replay; the file is readable by its owner only. A refused
-    request keeps its outcome but no personal field.
+    request keeps its outcome but no personal field. Given the key store (``personal``), the name and the masked
+    name are kept sealed under the holder's data key, and read as erased once the holder is.
     """
 
     SCHEMA = """
@@ -510,9 +480,12 @@ class Intake:
         row: sqlite3.Row | None = self.db.execute("SELECT * FROM intake WHERE request_id = ?", (request_id,)).fetchone()
         return row
 
-    def record(self, s: Submission, holder: HolderIn | None) -> None:
+    def record(self, s: Submission, holder: HolderIn | None, personal: PersonalData | None = None) -> None:
         accepted = holder is not None and s.status == "accepted"
         name = holder.name if holder is not None and accepted else None
+        masked = mask_name(name) if name else None
+        if personal is not None and name and masked:
+            name, masked = personal.seal(s.holder_id, "name", name), personal.seal(s.holder_id, "masked_name", masked)
         self.db.execute(
             "INSERT OR IGNORE INTO intake VALUES (?,?,?,?,?,?,?,?,?)",
             (
@@ -524,7 +497,7 @@ class Intake:
                 s.expected_by.isoformat() if s.expected_by else None,
                 s.turnaround_source or None,
                 name,
-                mask_name(name) if name else None,
+                masked,
             ),
         )
 
@@ -589,7 +562,7 @@ def prepare(
     canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     request_id = stable_id("verification.request", _keyed(key, "request", canonical))
     holder_id = _holder_id(key, raw)
-    with closing(Intake(paths.intake)) as intake:
+    with closing(Intake(paths.intake)) as intake, closing(PersonalData.at(state_dir)) as personal:
         known = intake.get(request_id)
         submitted_at = datetime.fromisoformat(known["submitted_at"]) if known else now.astimezone(UTC)
         on = submitted_at.astimezone(CST).date()
@@ -601,6 +574,8 @@ def prepare(
             reasons = _reasons(e)
         found = review(request, registry, on) if request is not None else Review()
         reasons += found.reasons
+        if holder_id and known is None and personal.erased(holder_id):
+            reasons.append("the holder's personal data was erased at their request: no new request is accepted")
         sub = Submission(request_id, holder_id, "refused" if reasons else "accepted", submitted_at, reasons)
         if found.entry is not None:
             sub.entry_id = found.entry.id
@@ -620,15 +595,19 @@ def prepare(
                 )
             )
         elif request is not None and found.entry is not None and sub.expected_by is not None:
-            sub.events += _accepted_events(sub, request, found.entry, key)
+            sub.events += _accepted_events(sub, request, found.entry, personal)
         else:  # accepted before, but the catalogue or the file changed since: the first outcome stands
             raise MraError(f"request {request_id} was accepted before but can no longer be read: {'; '.join(reasons)}")
         if known is None:
-            intake.record(sub, request.holder if request is not None else None)
+            intake.record(sub, request.holder if request is not None else None, personal)
     return sub
 
 
-def _accepted_events(sub: Submission, request: RequestIn, entry: CatalogueEntry, key: bytes) -> list[tuple[str, Event]]:
+def _accepted_events(
+    sub: Submission, request: RequestIn, entry: CatalogueEntry, personal: PersonalData
+) -> list[tuple[str, Event]]:
+    """The events of an accepted request. The name check value and the birth date are sealed under the holder's
+    data key: nothing on the topic identifies the holder, and erasing them makes both meaningless."""
     rid, hid, cert, holder = sub.request_id, sub.holder_id, request.certificate, request.holder
     assert sub.expected_by is not None
     employer = EmployerRef(
@@ -648,12 +627,16 @@ def _accepted_events(sub: Submission, request: RequestIn, entry: CatalogueEntry,
                 certificate_number=cert.number,
                 issued=cert.issued,
                 expires=cert.expires,
-                personal={"name_hmac": _keyed(key, "name", _fold(holder.name))},
+                personal={"name_hmac": personal.keyed(hid, "name", _fold(holder.name))},
             ),
         ),
         (
             stable_id("holders.holder_registered", hid),
-            HolderRegistered(holder_id=hid, category=holder_category(holder.nationality), birth_date=holder.birth_date),
+            HolderRegistered(
+                holder_id=hid,
+                category=holder_category(holder.nationality),
+                personal={"birth_date": personal.seal(hid, "birth_date", holder.birth_date.isoformat())},
+            ),
         ),
         (
             stable_id("verification.accepted", rid),
@@ -914,8 +897,18 @@ class Platform:
         self.store = PlatformStore(self.paths.read_model)
         self.intake = Intake(self.paths.intake)
         self.key = holder_key(self.paths)
-        self.publisher = Publisher(transport, topics, PUBLISHER)
-        self.processor = Processor(transport, topics, ["verification"], self.store, None, poll_ms=poll_ms)
+        self.personal = PersonalData.at(state_dir)
+        self.publisher = open_publisher(state_dir, transport, topics, PUBLISHER)
+        self.guard = consumer_guard(state_dir, transport, topics, self.paths.root / "checkpoints.db")
+        self.processor = Processor(
+            transport,
+            topics,
+            ["verification"],
+            self.guard.wrap(self.store),
+            None,
+            poll_ms=poll_ms,
+            validate=self.guard.validate,
+        )
         self.stop_event = self.processor.stop_event
         self._asked: set[str] = set()
 
@@ -923,6 +916,7 @@ class Platform:
         self.processor.close()
         self.store.close()
         self.intake.close()
+        self.personal.close()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -978,18 +972,22 @@ class Platform:
             edition, entry = self.registry.find_entry(row["entry_id"])
         except NotFound:
             return self._defer(row, f"catalogue entry {row['entry_id']} is not in the loaded catalogues")
-        personal = self.intake.get(row["request_id"])
-        if personal is None or not personal["name"]:
+        taken = self.intake.get(row["request_id"])
+        if taken is None or not taken["name"]:
             return self._defer(row, "the holder's details are not in this platform's intake store")
-        if row["name_hmac"] and not hmac.compare_digest(
-            row["name_hmac"], _keyed(self.key, "name", _fold(personal["name"]))
-        ):
+        try:
+            name = self.personal.open(row["holder_id"], "name", taken["name"])
+            checks = (self.personal.keyed(row["holder_id"], "name", _fold(name)), _keyed(self.key, "name", _fold(name)))
+        except ErasedHolder:
+            answer = IssuerAnswer(status=IssuerStatus.NOT_FOUND, detail="the holder's personal data was erased")
+            return self._rejected(row, answer, reason="erased")
+        if row["name_hmac"] and not any(hmac.compare_digest(row["name_hmac"], c) for c in checks):
             return self._defer(row, "the intake store's record does not match the request on the topic")
         claim = CertificateClaim(
             entry_id=entry.id,
             issuer=row["issuer"],
             certificate_number=row["certificate_number"],
-            holder_name=personal["name"],
+            holder_name=name,
             issued=date.fromisoformat(row["issued"]) if row["issued"] else None,
             expires=date.fromisoformat(row["expires"]) if row["expires"] else None,
         )
@@ -1048,10 +1046,10 @@ class Platform:
             db.execute("UPDATE requests SET answered = 1 WHERE request_id = ?", (rid,))
         return "verified"
 
-    def _rejected(self, row: sqlite3.Row, answer: IssuerAnswer) -> str:
+    def _rejected(self, row: sqlite3.Row, answer: IssuerAnswer, reason: str | None = None) -> str:
         now, rid = self.clock(), row["request_id"]
         data = VerificationRejected(
-            request_id=rid, holder_id=row["holder_id"], reason=answer.status.value, detail=answer.detail
+            request_id=rid, holder_id=row["holder_id"], reason=reason or answer.status.value, detail=answer.detail
         )
         with self.store.transaction() as db:
             self.store.enqueue(db, stable_id("verification.rejected", rid), rid, data, now)
@@ -1101,6 +1099,16 @@ def _stores(state_dir: Path) -> Iterator[tuple[PlatformStore, Intake]]:
         intake.close()
 
 
+def _masked(state_dir: Path, taken: sqlite3.Row | None) -> str | None:
+    """The masked name a check shows, opened through the key store; ``(erased)`` once the holder is erased."""
+    if taken is None or taken["masked_name"] is None:
+        return None
+    if not is_sealed(taken["masked_name"]):
+        return str(taken["masked_name"])
+    with closing(PersonalData.at(state_dir)) as personal:
+        return personal.shown(taken["holder_id"], "masked_name", taken["masked_name"])
+
+
 def _local(value: str | None) -> str | None:
     return datetime.fromisoformat(value).astimezone(CST).strftime("%Y-%m-%d %H:%M CST") if value else None
 
@@ -1113,7 +1121,7 @@ def request_status(state_dir: Path, request_id: str) -> dict[str, Any]:
             raise NotFound(f"no verification request {request_id!r} is known here")
         out: dict[str, Any] = {"request_id": request_id.strip(), "disclaimer": DISCLAIMER}
         if taken is not None:
-            out |= {"holder": taken["masked_name"], "submitted_at": taken["submitted_at"]}
+            out |= {"holder": _masked(state_dir, taken), "submitted_at": taken["submitted_at"]}
         if row is None or not row["status"]:
             assert taken is not None
             out |= {
@@ -1188,7 +1196,7 @@ def check_code(
         "verified_by": row["verified_by"],
         "certificate_expires": row["expires"],
         "certificate_expired": expired,
-        "holder": taken["masked_name"] if taken is not None else None,
+        "holder": _masked(state_dir, taken),
         "revoked_at": row["revoked_at"],
     }
 

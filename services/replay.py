@@ -1,21 +1,59 @@
-"""Replay: rebuild a bureau's read model from the log into a fresh store, and compare it with the live one."""
+"""Replay: rebuild a bureau's read model from the log into a fresh store, and compare it with the live one.
+
+A replay runs the bureau's own handler (:class:`~mra.services.bureau.BureauStore`) over the catalogue,
+verification and holder topics, into a new read model that has no publisher: nothing is queued, nothing
+published, and a record that would be dead-lettered is counted rather than sent. It never touches the live
+read model.
+
+It is wired as a live bureau is (:func:`~mra.services.bureaus.open_bureau`): the same handler, the same
+event verification (the state dir's trust store: signatures or checkpoints), the same key store for sealed
+birth dates. Only the publisher is missing, and the transport is read-only.
+
+A replay may be limited to a window of the log. Offsets (``verification:0:12``) are where reading starts in
+a partition. Times are the records' own timestamps: a record is applied if it is at or after ``from_time``,
+and a partition stops being applied at its first record after ``to_time``. The broker's offsets-for-times
+answer is not used — some brokers answer 0 for every time — so a time window reads each partition from its
+beginning and filters; records outside the window still advance the replay's positions, which is how
+"reached the end" stays true.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from mra.core.errors import MraError, ValidationFailed
 from mra.core.models import BenefitDecision
-from mra.core.plugins import Registry
-from mra.events.bus import Transport
-from mra.events.consumer import RunStats
-from mra.services.bureau import BureauStore
-from mra.services.bureaus import open_bureau
+from mra.core.plugins import Registry, load_registry
+from mra.events.bus import AssignCallback, Reader, TopicPartition, Transport
+from mra.events.consumer import DeadLetter, Delivery, Processor, RunStats
+from mra.events.envelope import Record
+from mra.events.topics import Topics
+from mra.services.bureau import BUREAU_TOPICS, BureauStore
+from mra.services.privacy import PersonalData
 from mra.services.runtime import Runtime
+from mra.services.whatif import Scenario, what_if_registry
 
-__all__ = ["Difference", "ReplayResult", "behind", "compare", "replay"]
+__all__ = [
+    "Difference",
+    "PartitionRange",
+    "ReadOnlyTransport",
+    "ReplayCounts",
+    "ReplayResult",
+    "Window",
+    "behind",
+    "compare",
+    "parse_position",
+    "parse_time",
+    "replay",
+]
+
+Progress = Callable[[int, int], None]
+"""Called after each batch with the records read so far and the records the log was reported to hold."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +65,217 @@ class Difference:
     replayed: object
 
 
+# --- the window -----------------------------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with its offset (``2025-10-01T08:00:00+08:00`` or ``…Z``); a time without one is
+    refused rather than read in a zone the reader did not mean."""
+    raw = text.strip()
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(f"not an ISO 8601 time: {text!r} (e.g. 2025-10-01T08:00:00+08:00)") from None
+    if when.tzinfo is None:
+        raise ValidationFailed(f"give the time's offset: {text!r} (e.g. {raw}+08:00 or {raw}Z)")
+    return when
+
+
+def parse_position(text: str, topics: Topics, readable: Sequence[str] = BUREAU_TOPICS) -> tuple[TopicPartition, int]:
+    """``TOPIC:PARTITION:OFFSET`` with a logical (``verification``) or physical (``mra.verification``) topic."""
+    parts = text.strip().rsplit(":", 2)
+    if len(parts) != 3:
+        raise ValidationFailed(f"expected TOPIC:PARTITION:OFFSET, e.g. verification:0:12; got {text!r}")
+    topic, partition, offset = parts
+    names = {t: topics.name(t) for t in readable}
+    physical = names.get(topic, topic)
+    if physical not in names.values():
+        raise ValidationFailed(
+            f"{topic!r} is not a topic a replay reads "
+            f"({', '.join(readable)}, or their names {', '.join(names.values())})"
+        )
+    try:
+        p, o = int(partition), int(offset)
+    except ValueError:
+        raise ValidationFailed(f"partition and offset must be whole numbers: {text!r}") from None
+    if p < 0 or o < 0:
+        raise ValidationFailed(f"partition and offset must not be negative: {text!r}")
+    return (physical, p), o
+
+
+def _ms(t: datetime | None) -> int | None:
+    return None if t is None else int(t.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which records a replay applies: from offsets per partition, and between two record times."""
+
+    start: Mapping[TopicPartition, int] = field(default_factory=dict)
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.from_time and self.to_time and self.to_time < self.from_time:
+            raise ValidationFailed(f"--to-time {self.to_time.isoformat()} is before --from-time")
+
+    @property
+    def whole(self) -> bool:
+        return not self.start and self.from_time is None and self.to_time is None
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "from_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.start.items())},
+            "from_time": self.from_time.astimezone(UTC).isoformat() if self.from_time else None,
+            "to_time": self.to_time.astimezone(UTC).isoformat() if self.to_time else None,
+        }
+
+
+# --- a transport that only reads ------------------------------------------------------------------------------
+
+
+class ReadOnlyTransport:
+    """Another transport's readers, with writing withheld: a replay publishes nothing, not even dead letters."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.withheld = 0
+
+    def ensure_topics(self, topics: Mapping[str, int]) -> None:
+        raise MraError("a replay creates no topics")
+
+    def partitions(self, topic: str) -> list[int]:
+        return self.inner.partitions(topic)
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
+        self.withheld += 1
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
+
+    def reader(
+        self, topics: Sequence[str], group: str | None = None, on_assign: AssignCallback | None = None
+    ) -> Reader:
+        return self.inner.reader(topics, group=group, on_assign=on_assign)
+
+    def close(self) -> None:
+        return None
+
+
+# --- applying a window to one or more fresh read models -------------------------------------------------------
+
+
+@dataclass
+class ReplayCounts:
+    """What a replay did with the records it read."""
+
+    read: int = 0
+    applied: int = 0
+    before: int = 0
+    after: int = 0
+    dead_lettered: int = 0
+    withheld: int = 0
+
+
+class _Applier:
+    """The replay's handler: each batch's in-window records go to every store; the others only move positions."""
+
+    def __init__(self, stores: Sequence[BureauStore], window: Window, progress: Progress | None) -> None:
+        self.stores = list(stores)
+        self.window = window
+        self.progress = progress
+        self.expected = 0
+        self.counts = ReplayCounts()
+        self._from, self._to = _ms(window.from_time), _ms(window.to_time)
+        self._stop: dict[TopicPartition, int] = {}  # per partition: the first offset after to_time
+
+    def positions(self) -> Mapping[TopicPartition, int]:
+        return {**self.window.start, **self.stores[0].positions()}
+
+    def _place(self, r: Record) -> str:
+        tp = (r.topic, r.partition)
+        if r.offset < self.window.start.get(tp, 0):
+            return "before"
+        if self._to is not None and r.timestamp_ms > self._to:
+            self._stop[tp] = min(self._stop.get(tp, r.offset), r.offset)
+        if r.offset >= self._stop.get(tp, r.offset + 1):
+            return "after"
+        if self._from is not None and r.timestamp_ms < self._from:
+            return "before"
+        return "in"
+
+    def apply(self, deliveries: Sequence[Delivery], dead: Sequence[DeadLetter]) -> None:
+        kept: list[Delivery] = []
+        kept_dead: list[DeadLetter] = []
+        outside: list[Record] = []
+        placed: list[tuple[Record, str, bool]] = []
+        for d in deliveries:
+            place = self._place(d.record)
+            placed.append((d.record, place, False))
+            if place == "in":
+                kept.append(d)
+            else:
+                outside.append(d.record)
+        for letter in dead:
+            place = self._place(letter.record)
+            placed.append((letter.record, place, True))
+            if place == "in":
+                kept_dead.append(letter)
+            else:
+                outside.append(letter.record)
+        for store in self.stores:
+            store.apply(kept, kept_dead)
+            if outside:
+                with store.transaction() as db:
+                    for r in outside:  # positions only: the record is read, not applied
+                        store._track(db, r.topic, r.partition, r.offset)
+        c = self.counts  # counted once every store has it: a batch that failed is offered again
+        for _, place, is_dead in placed:
+            c.read += 1
+            if place == "before":
+                c.before += 1
+            elif place == "after":
+                c.after += 1
+            elif is_dead:
+                c.dead_lettered += 1
+            else:
+                c.applied += 1
+        if self.progress is not None and placed:
+            self.progress(c.read, self.expected)
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    def label(self, topics: Topics) -> str:
+        return f"{topics.logical(self.topic)}:{self.partition}"
+
+
 @dataclass
 class ReplayResult:
     store: BureauStore
     stats: RunStats
     path: Path
+    counts: ReplayCounts = field(default_factory=ReplayCounts)
+    window: Window = field(default_factory=Window)
+    partitions: list[PartitionRange] = field(default_factory=list)
+    what_if: BureauStore | None = None
+    what_if_path: Path | None = None
+
+    def close(self) -> None:
+        self.store.close()
+        if self.what_if is not None:
+            self.what_if.close()
+
+
+def _fresh(path: Path) -> Path:
+    if path.exists():
+        raise FileExistsError(f"{path} exists: a replay goes into a fresh read model")
+    return path
 
 
 def replay(
@@ -42,19 +286,78 @@ def replay(
     transport: Transport | None = None,
     into: Path | None = None,
     timeout: float | None = 600,
+    window: Window | None = None,
+    what_if: Scenario | None = None,
+    progress: Progress | None = None,
 ) -> ReplayResult:
-    """Read every fact topic from the beginning into a fresh read model; nothing is published."""
+    """Read the fact topics into a fresh read model (and, with ``what_if``, a second one decided under the
+    scenario), applying the records in ``window`` (default: all); nothing is published."""
+    registry = registry or load_registry()
+    registry.jurisdiction(jurisdiction)
+    window = window or Window()
+    scenario_registry = what_if_registry(registry, what_if, jurisdiction) if what_if is not None else None
     target = into or Path(tempfile.mkdtemp(prefix=f"mra-replay-{jurisdiction}-"))
     target.mkdir(parents=True, exist_ok=True)
-    db = target / f"{jurisdiction}.db"
-    if db.exists():
-        raise FileExistsError(f"{db} exists: a replay goes into a fresh read model")
-    bureau = open_bureau(
-        runtime, jurisdiction, registry=registry, transport=transport, group=False, db=db, publish=False
+    db = _fresh(target / f"{jurisdiction}.db")
+    what_if_db = _fresh(target / "what-if" / f"{jurisdiction}.db") if scenario_registry is not None else None
+    own = transport is None
+    inner = transport or runtime.connect(client_id=f"mra-replay-{jurisdiction}")
+    readonly = ReadOnlyTransport(inner)
+    stores: list[BureauStore] = []
+    processor: Processor | None = None
+    try:
+        # sealed birth dates open through the key store, as they do for the live bureau
+        stores.append(BureauStore(db, jurisdiction, registry, personal=PersonalData.at(runtime.state_dir)))
+        if scenario_registry is not None and what_if_db is not None:
+            personal = PersonalData.at(runtime.state_dir)
+            stores.append(BureauStore(what_if_db, jurisdiction, scenario_registry, personal=personal))
+        applier = _Applier(stores, window, progress)
+        guard = runtime.guard(readonly, db.with_name(f"{db.stem}.checkpoints.db"))  # events verified as live
+        processor = Processor(
+            readonly, runtime.topics, BUREAU_TOPICS, guard.wrap(applier), None, validate=guard.validate
+        )
+        reader = processor.open()
+        assigned = reader.assignment()
+        unknown = sorted(tp for tp in window.start if tp not in assigned)
+        if unknown:
+            have = ", ".join(f"{t}:{p}" for t, p in sorted(assigned)) or "none"
+            raise ValidationFailed(
+                "no such partition: " + ", ".join(f"{t}:{p}" for t, p in unknown) + f" (partitions: {have})"
+            )
+        begins, ends = reader.beginning_offsets(assigned), reader.end_offsets(assigned)
+        ranges = [
+            PartitionRange(t, p, max(begins.get((t, p), 0), window.start.get((t, p), 0)), ends.get((t, p), 0))
+            for t, p in sorted(assigned)
+        ]
+        beyond = [f"{t}:{p} at {o} (its end: {ends.get((t, p), 0)})" for (t, p), o in sorted(window.start.items())
+                  if o > ends.get((t, p), 0)]
+        if beyond:
+            raise ValidationFailed("--from-offset beyond the end of the partition: " + "; ".join(beyond))
+        applier.expected = sum(max(0, r.end - r.start) for r in ranges)
+        stats = processor.run(until_idle=True, timeout=timeout)
+    except BaseException:
+        for s in stores:
+            s.close()
+        raise
+    finally:
+        if processor is not None:
+            processor.close()
+        if own:
+            inner.close()
+    applier.counts.withheld = readonly.withheld
+    return ReplayResult(
+        store=stores[0],
+        stats=stats,
+        path=db,
+        counts=applier.counts,
+        window=window,
+        partitions=ranges,
+        what_if=stores[1] if len(stores) > 1 else None,
+        what_if_path=what_if_db,
     )
-    stats = bureau.processor.run(until_idle=True, timeout=timeout)
-    bureau.processor.close()
-    return ReplayResult(bureau.store, stats, db)
+
+
+# --- comparing ------------------------------------------------------------------------------------------------
 
 
 def behind(live: BureauStore, replayed: BureauStore) -> list[str]:
@@ -67,7 +370,7 @@ def behind(live: BureauStore, replayed: BureauStore) -> list[str]:
     ]
 
 
-def _by_key(decisions: list[BenefitDecision]) -> dict[tuple[str, str, str], BenefitDecision]:
+def _by_key(decisions: Iterable[BenefitDecision]) -> dict[tuple[str, str, str], BenefitDecision]:
     return {(d.holder_id, d.certificate_key, d.code): d for d in decisions}
 
 

@@ -10,6 +10,8 @@ from mra.core.errors import MraError
 from mra.events.broker import broker_status
 from mra.events.bus import Transport
 from mra.events.kafka import KafkaTransport
+from mra.events.publisher import Publisher
+from mra.events.signing import Guard
 from mra.events.topics import Topics
 
 __all__ = ["Runtime"]
@@ -45,6 +47,19 @@ class Runtime:
         t = self.transport(client_id)
         t.ensure_topics(self.topics.all())
         return t
+
+    def publisher(self, transport: Transport, identity: str) -> Publisher:
+        """A publisher for ``identity`` that signs as the state dir's trust store says (plain when verification
+        is off)."""
+        from mra.services.keys import open_publisher
+
+        return open_publisher(self.state_dir, transport, self.topics, identity)
+
+    def guard(self, transport: Transport, book: Path | None = None) -> Guard:
+        """The ``validate`` callback and handler wrapper that verify events as the trust store says."""
+        from mra.services.keys import consumer_guard
+
+        return consumer_guard(self.state_dir, transport, self.topics, book)
 
     def path(self, *parts: str) -> Path:
         p = self.state_dir.joinpath(*parts)

@@ -77,6 +77,7 @@ class SqliteStore:
 
     def apply(self, deliveries: Sequence[Delivery], dead: Sequence[DeadLetter]) -> None:
         """Apply a batch once: skip event ids already applied, record every position, all in one transaction."""
+        last: dict[TopicPartition, int] = {}
         with self.transaction() as db:
             for d in deliveries:
                 r = d.record
@@ -85,14 +86,18 @@ class SqliteStore:
                 ).rowcount
                 if fresh:
                     self.apply_event(db, d)
-                self._track(db, r.topic, r.partition, r.offset)
+                tp = (r.topic, r.partition)
+                last[tp] = max(last.get(tp, -1), r.offset)
             for letter in dead:
                 r = letter.record
                 db.execute(
                     "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)",
                     (r.topic, r.partition, r.offset, letter.reason),
                 )
-                self._track(db, r.topic, r.partition, r.offset)
+                tp = (r.topic, r.partition)
+                last[tp] = max(last.get(tp, -1), r.offset)
+            for (topic, partition), offset in last.items():  # one write per partition per batch, same transaction
+                self._track(db, topic, partition, offset)
         self.after_commit()
 
     def apply_event(self, db: sqlite3.Connection, delivery: Delivery) -> None:

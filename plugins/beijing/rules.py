@@ -491,6 +491,13 @@ CONDITIONS: Mapping[str, Callable[[Env], Check | Sequence[Check] | None]] = {
 
 
 @cache
+def _benefit_rules() -> Mapping[str, BenefitRule]:
+    """The packaged data's rules as :class:`BenefitRule`, built and validated once, not once per decision."""
+    data = benefits_data()
+    return {spec.code: data.benefit_rule(spec) for spec in data.rule}
+
+
+@cache
 def designations() -> Mapping[str, CatalogueEntry]:
     """List (四) of this plugin's own catalogue: the designated row's id → the designating row."""
     return {e.designates: e for e in load_edition().entries if e.designates}
@@ -565,6 +572,7 @@ def decide(
     designation = (designations() if designated_by is None else designated_by).get(entry.id)
     inputs = _inputs(context, day, designation)
     out: list[BenefitDecision] = []
+    rules = _benefit_rules()
     for spec in data.rule:
         cumulated = _placement(data, spec, entry.list, designation is not None)
         readings: list[str] = []
@@ -576,7 +584,7 @@ def decide(
             readings = [*spec.readings, *([data.cumulation.reading] if cumulated else [])]
         out.append(
             decision_from(
-                data.benefit_rule(spec),
+                rules[spec.code],
                 checks,
                 context=context,
                 jurisdiction=JURISDICTION.code,

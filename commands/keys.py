@@ -1,0 +1,172 @@
+"""``mra keys``: publisher signing keys, the trust store, the verification mode, and key backups."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.core.errors import MraError
+from mra.core.plugins import load_registry
+from mra.events.signing import Mode
+from mra.services.keys import (
+    KeyPaths,
+    backup_keys,
+    generate_key,
+    init_keys,
+    list_keys,
+    restore_keys,
+    rotate_key,
+    set_mode,
+    standard_identities,
+    verification_settings,
+)
+
+__all__ = ["COMMANDS", "keys"]
+
+_MODES = click.Choice([m.value for m in Mode])
+
+
+def _passphrase(env: str | None) -> str | None:
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        raise MraError(f"--passphrase-env {env}: the environment variable {env} is not set or empty")
+    return value
+
+
+@click.group("keys")
+def keys() -> None:
+    """Signing keys of every publisher identity, the trust store (who may publish what), and their backup."""
+
+
+@keys.command("init")
+@click.option("--mode", type=_MODES, default=Mode.PER_EVENT.value, show_default=True, help="Verification mode.")
+@json_option
+@pass_ctx
+def init(ctx: Ctx, mode: str, as_json: bool) -> None:
+    """Keys for the platform, its intake and every loaded jurisdiction's intake and bureau, and the trust store."""
+    codes = load_registry().jurisdictions
+    result = init_keys(ctx.ensure_state_dir(), standard_identities(codes), Mode(mode))
+    made = ", ".join(result["generated"]) or "none (every identity had one)"
+    text = f"keys generated: {made}\nverification: {result['mode']}; trust store {result['trust_store']}"
+    emit(result, as_json, text)
+
+
+@keys.command("generate")
+@click.argument("identity")
+@click.option(
+    "--may-publish",
+    "patterns",
+    multiple=True,
+    help="Event type pattern the identity may publish (repeatable), e.g. 'cn.jjj.holders.employment_*'. "
+    "Default: what mra's identity of that name publishes.",
+)
+@json_option
+@pass_ctx
+def generate(ctx: Ctx, identity: str, patterns: tuple[str, ...], as_json: bool) -> None:
+    """A first key pair for a publisher identity, trusted in the trust store."""
+    result = generate_key(ctx.ensure_state_dir(), identity, may_publish=list(patterns) or None)
+    emit(
+        result,
+        as_json,
+        f"{identity}: key {result['key_id']}, may publish {', '.join(result['may_publish'])}",
+    )
+
+
+@keys.command("rotate")
+@click.argument("identity")
+@json_option
+@pass_ctx
+def rotate(ctx: Ctx, identity: str, as_json: bool) -> None:
+    """A new signing key for an identity; the old one is retired but still verifies what it signed."""
+    result = rotate_key(ctx.ensure_state_dir(), identity)
+    emit(result, as_json, f"{identity}: now signs with {result['key_id']} (retired {result['retired']})")
+
+
+@keys.command("list")
+@json_option
+@pass_ctx
+def list_(ctx: Ctx, as_json: bool) -> None:
+    """Every trusted identity: what it may publish, its key history, whether its private key is here."""
+    rows = list_keys(ctx.state_dir)
+    settings, trust = verification_settings(ctx.state_dir)
+    data: dict[str, Any] = {
+        "verification": settings.model_dump(mode="json"),
+        "trust_store": str(KeyPaths(ctx.state_dir).trust) if trust is not None else None,
+        "identities": rows,
+    }
+
+    def text(d: dict[str, Any]) -> str:
+        if not rows:
+            return "no trust store here: verification is off (`mra keys init` creates one)"
+        lines = [f"verification: {settings.mode.value}; trust store {d['trust_store']}"]
+        for r in rows:
+            here = "" if r["private_key_here"] else "  (public key only)"
+            lines.append(f"{r['identity']}{here}: may publish {', '.join(r['may_publish']) or 'nothing'}")
+            for k in r["keys"]:
+                state = "active" if k["active"] else f"retired {k['retired'][:10]}" if k["retired"] else "trusted"
+                lines.append(f"    {k['key_id']}  created {k['created'][:10]}  {state}")
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+
+
+@keys.command("mode")
+@click.argument("mode", type=_MODES, required=False)
+@json_option
+@pass_ctx
+def mode_(ctx: Ctx, mode: str | None, as_json: bool) -> None:
+    """Show or set how readers verify events: off, per-event signatures, or signed checkpoints."""
+    if mode is not None:
+        set_mode(ctx.ensure_state_dir(), Mode(mode))
+    settings, _ = verification_settings(ctx.state_dir)
+    data = settings.model_dump(mode="json")
+    override = os.environ.get("MRA_VERIFICATION")
+    note = f" (MRA_VERIFICATION={override} overrides the trust store)" if override else ""
+    emit(data, as_json, f"verification: {settings.mode.value}{note}")
+
+
+@keys.command("backup")
+@click.option("--to", "to", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Backup file.")
+@click.option("--passphrase-env", help="Seal the backup under the passphrase in this environment variable.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@json_option
+@pass_ctx
+def backup(ctx: Ctx, to: Path, passphrase_env: str | None, force: bool, as_json: bool) -> None:
+    """Copy every key of the state dir (signing keys, trust store, holder data keys, pseudonym key) to one file.
+
+    The holder data keys are the only copy of what lets anyone read a holder's sealed fields: lose them and every
+    holder is erased. Keep the backup as safe as the keys (it is written readable by its owner only).
+    """
+    if to.exists() and not force:
+        raise MraError(f"{to} exists: choose another file or give --force")
+    result = backup_keys(ctx.state_dir, to, _passphrase(passphrase_env)) | {"at": datetime.now(UTC).isoformat()}
+    sealed = "sealed under the passphrase" if result["encrypted"] else "NOT encrypted: store it encrypted"
+    emit(result, as_json, f"backed up {len(result['files'])} key file(s) to {to} ({sealed})")
+
+
+@keys.command("restore")
+@click.argument("backup_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--passphrase-env", help="The environment variable holding the backup's passphrase.")
+@click.option("--force", is_flag=True, help="Replace keys already in the state dir.")
+@json_option
+@pass_ctx
+def restore(ctx: Ctx, backup_file: Path, passphrase_env: str | None, force: bool, as_json: bool) -> None:
+    """Put a key backup in place (stop the platform and bureaus first). Holders erased here since the backup
+    was taken stay erased."""
+    result = restore_keys(ctx.ensure_state_dir(), backup_file, _passphrase(passphrase_env), force)
+    emit(
+        result,
+        as_json,
+        f"restored {len(result['files'])} key file(s) from {backup_file}; "
+        f"{result['erasures_kept']} erasure(s) made since the backup kept",
+    )
+
+
+COMMANDS: list[click.Command] = [keys]
