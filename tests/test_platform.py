@@ -582,7 +582,8 @@ def test_the_intake_store_keeps_the_name_and_nothing_else_personal(world: World)
     db.close()
     for absent in ("Jane Smith", "J*** S****", "X1234567", "1988-04-12", "Refused Person"):
         assert absent not in dump  # the name and masked name are kept sealed under the holder's data key
-    row = Intake(PlatformPaths(world.state).intake).get(accepted.request_id)
+    with closing(Intake(PlatformPaths(world.state).intake)) as intake:
+        row = intake.get(accepted.request_id)
     with closing(PersonalData.at(world.state)) as personal:  # what the issuer is asked, and what a check shows
         assert row is not None and personal.open(accepted.holder_id, "name", row["name"]) == "Jane Smith"
         assert personal.open(accepted.holder_id, "masked_name", row["masked_name"]) == "J*** S****"
