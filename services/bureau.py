@@ -100,7 +100,7 @@ class BureauStore(SqliteStore):
     CREATE TABLE IF NOT EXISTS employments (
         holder_id TEXT NOT NULL, jurisdiction TEXT NOT NULL, started TEXT NOT NULL, employer TEXT NOT NULL,
         region TEXT NOT NULL, ended TEXT, body TEXT NOT NULL, event_time TEXT NOT NULL, event_id TEXT NOT NULL,
-        PRIMARY KEY (holder_id, jurisdiction, started)
+        ended_time TEXT, PRIMARY KEY (holder_id, jurisdiction, started)
     );
     CREATE TABLE IF NOT EXISTS certificates (
         certificate_key TEXT PRIMARY KEY, holder_id TEXT NOT NULL, entry_id TEXT NOT NULL, issuer TEXT NOT NULL,
@@ -177,7 +177,7 @@ class BureauStore(SqliteStore):
             affected.add(data.holder_id)
         elif isinstance(data, EmploymentStarted):
             db.execute(
-                "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL)",
                 (
                     data.holder_id,
                     data.jurisdiction,
@@ -192,9 +192,9 @@ class BureauStore(SqliteStore):
             affected.add(data.holder_id)
         elif isinstance(data, EmploymentEnded):
             db.execute(
-                "UPDATE employments SET ended = ? WHERE holder_id = ? AND jurisdiction = ? AND started <= ? "
-                "AND ended IS NULL",
-                (data.ended.isoformat(), data.holder_id, data.jurisdiction, data.ended.isoformat()),
+                "UPDATE employments SET ended = ?, ended_time = ? WHERE holder_id = ? AND jurisdiction = ? "
+                "AND started <= ? AND ended IS NULL",
+                (data.ended.isoformat(), when, data.holder_id, data.jurisdiction, data.ended.isoformat()),
             )
             affected.add(data.holder_id)
         elif isinstance(data, CertificateVerified):
@@ -404,6 +404,7 @@ class BureauStore(SqliteStore):
             r[0]
             for q in (
                 "SELECT max(event_time) FROM employments WHERE holder_id = ?",
+                "SELECT max(ended_time) FROM employments WHERE holder_id = ?",
                 "SELECT max(coalesce(revoked_at, verified_at)) FROM certificates WHERE holder_id = ?",
                 "SELECT event_time FROM holders WHERE holder_id = ?",
             )

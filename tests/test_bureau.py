@@ -154,6 +154,7 @@ def test_moving_to_tianjin_is_honoured_there_and_withdrawn_in_beijing(tmp_path: 
     assert "四.3" in honoured[0].clause and honoured[0].verification_code == "K7QH-2M9X"
     withdrawn = [e for e in w.benefits() if isinstance(e, BenefitWithdrawn)]
     assert withdrawn and all(e.jurisdiction == "beijing" and "no current employment" in e.reason for e in withdrawn)
+    assert all(e.withdrawn_at == datetime(2025, 11, 1, 12, tzinfo=UTC) for e in withdrawn)  # when the job ended
 
 
 def test_a_revoked_certificate_withdraws_its_decisions(tmp_path: Path) -> None:
