@@ -139,7 +139,9 @@ def test_trail_export_and_verify_of_a_live_bureau(
     assert [e["time"] for e in events] == sorted(e["time"] for e in events)
     assert {e["topic"] for e in events} == {"holders", "verification", "benefits"}  # I-047's withdrawal is not h1's
     assert sum(e["decision"] is not None for e in events) == sum(1 for k in stored if not stored[k]) > 0
-    assert events[-1]["summary"].startswith("employment in beijing ended")
+    (end,) = [i for i, e in enumerate(events) if e["summary"].startswith("employment in beijing ended")]
+    after = events[end + 1 :]  # what the end of employment caused, dated when it happened
+    assert after and all(e["topic"] == "benefits" and e["time"] == events[end]["time"] for e in after)
     assert json.loads(got.output)["standing"] == []
     h2 = json.loads(mra("audit", "trail", "h2", "--json").output)
     assert any(e["topic"] == "catalogue" and "BJ2025-I-047 withdrawn" in e["summary"] for e in h2["events"])
