@@ -2,9 +2,10 @@
 
 Each measurement runs ``python -m benchmarks.growth`` in a subprocess, which rebuilds Beijing's read model
 with :func:`mra.services.replay.replay` (the bureau's own store and processor, without publishing) and
-reports its rate and its peak resident memory (``ru_maxrss``), beside the resident memory it had before
-reading (interpreter, plugins and catalogue loaded). A fresh process per size keeps one size's high-water
-mark out of the other's.
+reports its rate, the highest resident memory sampled while it reads (``VmRSS`` every 20 ms: the figure the
+memory target is judged on), the resident memory it had before reading (interpreter, plugins and catalogue
+loaded), and ``ru_maxrss``. The last is reported only: on Linux it carries over the forked parent's resident
+size across ``exec``, so it shows the benchmark process's size as much as the replay's.
 
 The large size is 1M events unless the small size's rate says it would not fit in the time budget; then
 the largest round size that fits is used, and the figure says so.
@@ -138,7 +139,7 @@ def growth_figure(b: Bench, budget_s: float = 900.0) -> Figure:
     fig = Figure(
         "growth",
         "replay events/s and peak resident memory of the bureau's read-model build, at a small and a large log "
-        "(each run in a fresh subprocess; RSS from getrusage ru_maxrss)",
+        "(each run in a fresh subprocess; memory is the highest VmRSS sampled during the replay)",
         params={"small_events": small, "target_large_events": target, "budget_s": budget_s},
     )
     topics = b.topics("growth-small")
@@ -174,8 +175,8 @@ def growth_figure(b: Bench, budget_s: float = 900.0) -> Figure:
             fig.add(f"db_{label}", "MiB", x["db_mib"])
     if runs_large:
         fig.ratio("replay_rate_large_vs_small", "replay_large", "replay_small", ">= 0.8")
-        fig.ratio("memory_large_vs_small", "rss_peak_large", "rss_peak_small", "<= 1.5")
-        fig.ratio("memory_during_replay_large_vs_small", "rss_during_replay_large", "rss_during_replay_small")
+        fig.ratio("memory_large_vs_small", "rss_during_replay_large", "rss_during_replay_small", "<= 1.5")
+        fig.ratio("ru_maxrss_large_vs_small", "rss_peak_large", "rss_peak_small")
     else:
         fig.not_measured["large"] = why
     return fig

@@ -83,9 +83,7 @@ def _mra_samples(b: Bench, samples: int) -> tuple[list[float], list[float]]:
     intake.flush()
     expect = 4 * samples
     bureau_transport = runtime.connect(client_id="mra-bench-bureau")
-    bureau = open_bureau(
-        runtime, "beijing", registry=b.registry, transport=bureau_transport, group=False, publish=True
-    )
+    bureau = open_bureau(runtime, "beijing", registry=b.registry, transport=bureau_transport, group=False, publish=True)
     thread = threading.Thread(target=bureau.run, name="bench-bureau", daemon=True)
     thread.start()
     reader = None

@@ -25,14 +25,15 @@ def _top(session: Any, limit: int = 15) -> list[dict[str, Any]]:
     own: dict[tuple[str, str, int], float] = {}
 
     def walk(frame: Any) -> None:
-        if frame is None:
-            return
+        real = [c for c in frame.children if not c.is_synthetic]
         key = (frame.function, frame.file_path_short or "", frame.line_no or 0)
-        own[key] = own.get(key, 0.0) + frame.total_self_time
-        for child in frame.children:
+        own[key] = own.get(key, 0.0) + frame.time - sum(c.time for c in real)  # includes its "[self]" child
+        for child in real:
             walk(child)
 
-    walk(session.root_frame())
+    root = session.root_frame()
+    if root is not None:
+        walk(root)
     total = session.duration or 1.0
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:limit]
     return [

@@ -121,9 +121,7 @@ def guarded_run(b: Bench, runtime: Runtime, trust: Any, mode: str, publish: bool
         policy = s.CheckpointPolicy() if mode == "checkpoints" else None
         publisher = Publisher(transport, runtime.topics, identity, signer=signer, checkpoints=policy)
     store = BureauStore(db, "beijing", b.registry, publisher)
-    processor = Processor(
-        transport, runtime.topics, BUREAU_TOPICS, guard.wrap(store), None, validate=guard.validate
-    )
+    processor = Processor(transport, runtime.topics, BUREAU_TOPICS, guard.wrap(store), None, validate=guard.validate)
     try:
         start = time.perf_counter()
         stats = processor.run(until_idle=True, timeout=3600)

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -66,11 +66,28 @@ from mra.events.schemas import (
 )
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
-from mra.services.platform import PUBLISHER, PlatformPaths, load_settings, prepare, publish_submission
+from mra.services.platform import (
+    PUBLISHER,
+    PlatformPaths,
+    PlatformStore,
+    load_settings,
+    prepare,
+    publish_submission,
+)
 from mra.services.replay import behind, compare, replay
 from mra.services.runtime import Runtime
 
-__all__ = ["JURISDICTIONS", "Population", "SoakConfig", "SoakReport", "main", "predict", "run_soak"]
+__all__ = [
+    "JURISDICTIONS",
+    "Population",
+    "SoakConfig",
+    "SoakReport",
+    "fault_schedule",
+    "generate",
+    "main",
+    "predict",
+    "run_soak",
+]
 
 JURISDICTIONS = ("beijing", "tianjin", "hebei")
 CREDIT_CODE = "91110108MA01K7QH2J"  # a well-formed 统一社会信用代码 (examples/request.json)
@@ -372,6 +389,16 @@ class SoakReport:
         return "\n".join(lines)
 
 
+VICTIMS = (*JURISDICTIONS, "platform")
+
+
+def fault_schedule(config: SoakConfig) -> Iterator[tuple[float, str, float]]:
+    """The seeded faults, endlessly: (seconds until the next SIGKILL, which process, seconds it stays down)."""
+    rng = random.Random(config.seed * 7919 + 1)
+    while True:
+        yield rng.uniform(*config.kill_every), rng.choice(VICTIMS), rng.uniform(*config.down_for)
+
+
 def _at(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
 
@@ -455,7 +482,7 @@ class Harness:
         self.logs.mkdir(exist_ok=True)
         self.topics = Topics(prefix=f"soak{config.seed}x{uuid.uuid4().hex[:6]}.", partitions=config.partitions)
         self.population = generate(config.holders, config.seed, self.registry, config.platform_fraction)
-        self.rng = random.Random(config.seed * 7919 + 1)
+        self.faults = fault_schedule(config)
         self.kills: Counter[str] = Counter()
         self.published = 0
         self.republished = 0
@@ -547,8 +574,8 @@ class Harness:
         """Kill and restart processes on the seeded schedule until the bureaus have read the published facts."""
         cfg = self.config
         started = time.monotonic()
-        victims = sorted(children)
-        next_kill = started + self.rng.uniform(*cfg.kill_every)
+        wait, victim, down = next(self.faults)
+        next_kill = started + wait
         last_report = started
         while True:
             now = time.monotonic()
@@ -567,21 +594,22 @@ class Harness:
                 self.say(f"  {elapsed:5.0f}s  published {self.published}  applied {applied}  kills {dict(self.kills)}")
                 last_report = now
             if now >= next_kill:
-                victim = self.rng.choice(victims)
-                down = self.rng.uniform(*cfg.down_for)
                 children[victim].kill()
                 self.kills[victim] += 1
                 time.sleep(down)
                 children[victim].start()
-                next_kill = time.monotonic() + self.rng.uniform(*cfg.kill_every)
+                wait, victim, down = next(self.faults)
+                next_kill = time.monotonic() + wait
             time.sleep(0.2)
 
     # the end -----------------------------------------------------------------------------------------------------
     def settle(self, children: dict[str, Child], base: list[str], env: dict[str, str]) -> dict[str, Any]:
-        """Stop everything politely, then run the platform and the bureaus until idle."""
+        """Stop everything, then run the platform and the bureaus until idle."""
         children["platform"].stop(signal.SIGTERM)
         for j in JURISDICTIONS:
-            children[j].stop(signal.SIGINT)
+            # SIGKILL, not SIGINT: a member that leaves its group politely in the middle of a rebalance, while it
+            # leads it, leaves the development broker's group without a leader for good (docs/reliability.md)
+            children[j].kill()
         platform = subprocess.run(
             [*base, "platform", "run", "--until-idle", "--json"],
             env=env,
@@ -605,8 +633,14 @@ class Harness:
             out, err = p.communicate(timeout=self.config.final_timeout_s)
             if p.returncode != 0 or not json.loads(out).get("idle"):
                 raise RuntimeError(f"bureau {j} did not finish: {err[-2000:]}")
-        data: dict[str, Any] = json.loads(platform.stdout)
-        return {k: data[k] for k in ("consumed", "asked", "verified", "rejected", "deferred", "open") if k in data}
+        store = PlatformStore(PlatformPaths(self.state).read_model)
+        try:  # the requests submitted to it (the directly published verifications have no request event)
+            rows = store.db.execute(
+                "SELECT status, count(*) FROM requests WHERE requested_at IS NOT NULL GROUP BY status ORDER BY status"
+            )
+            return {"requests": {r[0]: r[1] for r in rows}, "unpublished": len(store.unsent())}
+        finally:
+            store.close()
 
     def read_topic(self, transport: KafkaTransport, logical: str) -> list[Any]:
         reader = transport.reader([self.topics.name(logical)])

@@ -158,6 +158,7 @@ class Processor:
         backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
         name: str | None = None,
+        group_settle_s: float = 10.0,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -173,10 +174,16 @@ class Processor:
         self.max_backoff_s = max_backoff_s
         self.name = name or group or type(handler).__name__
         """Who set a dead letter aside (its ``mra_dlq_consumer`` header): the group id unless named."""
+        self.group_settle_s = group_settle_s
+        """With ``until_idle`` in a group holding only some of the partitions: how long the assignment must stand
+        before those are taken as this member's share (longer than a dead member's session, whose partitions
+        would otherwise be reassigned to this one)."""
         self.stop_event = threading.Event()
         self._reader: Reader | None = None
+        self._assigned_at = time.monotonic()
         self._next: dict[TopicPartition, int | None] = {}
         self._unchecked: dict[TopicPartition, int] = {}
+        self._sent: set[tuple[str, int, int]] = set()
         self._deadline: float | None = None
 
     # positions and the log's end ---------------------------------------------------------------------------------
@@ -187,6 +194,7 @@ class Processor:
             return
         stored = self.handler.positions()
         fresh = [tp for tp in assigned if tp not in stored]
+        self._assigned_at = time.monotonic()
         self._next = {tp: stored.get(tp) for tp in assigned}
         for tp in assigned:
             if tp in stored:
@@ -299,14 +307,17 @@ class Processor:
         return good, dead
 
     def _send_dead(self, dead: Sequence[DeadLetter]) -> None:
-        if not dead:
+        """Copy records to the dead-letter topic, each once per batch however often the batch is tried."""
+        fresh = [d for d in dead if (d.record.topic, d.record.partition, d.record.offset) not in self._sent]
+        if not fresh:
             return
         target = self.topics.name("deadletter")
-        for d in dead:
+        for d in fresh:
             log.warning("dead-lettering %s[%d]@%d: %s", d.record.topic, d.record.partition, d.record.offset, d.reason)
             headers = dead_letter_headers(d.record, d.reason, self.name)
             self.transport.send(target, d.record.key, d.record.value or b"", headers)
         self.transport.flush(30)
+        self._sent.update((d.record.topic, d.record.partition, d.record.offset) for d in fresh)
 
     def _apply_once(self, good: list[Delivery], dead: list[DeadLetter]) -> tuple[int, list[DeadLetter]]:
         """Apply the batch; if it fails, apply one by one and set aside what keeps failing.
@@ -314,14 +325,16 @@ class Processor:
         A failure of the cluster is raised at once (the caller waits and tries the whole batch again): it says
         nothing about the event, so it must not count towards dead-lettering it.
         """
+        self._send_dead(dead)
         try:
-            self._send_dead(dead)
             self.handler.apply(good, dead)
             return len(good), dead
         except TRANSIENT:
             raise
         except Exception as batch_error:  # a poison event must not stop the consumer
             log.warning("batch failed (%s); applying one by one", batch_error)
+        if dead:
+            self.handler.apply([], dead)  # the undecodable ones: their positions, with the rest
         applied = 0
         all_dead = list(dead)
         for d in good:
@@ -346,6 +359,7 @@ class Processor:
     def _apply(
         self, good: list[Delivery], dead: list[DeadLetter], stats: RunStats, backoff: _Backoff
     ) -> tuple[int, list[DeadLetter]]:
+        self._sent = set()
         while True:
             try:
                 result = self._apply_once(good, dead)
@@ -373,6 +387,17 @@ class Processor:
         ends = reader.end_offsets(assigned)
         return all(reader.position(tp) >= ends.get(tp, 0) for tp in assigned)
 
+    def _whole_share(self, reader: Reader) -> bool:
+        """Whether the assigned partitions are all this consumer is to read: all of them, or, in a group, a share
+        that has stood long enough. A member that was killed keeps its partitions until its session expires; a
+        consumer that called itself idle before then would stop with those partitions never read."""
+        if self.group is None:
+            return True
+        everything = {(t, p) for t in self.names for p in self.transport.partitions(t)}
+        if reader.assignment() >= everything:
+            return True
+        return time.monotonic() - self._assigned_at >= self.group_settle_s
+
     def _open(self, stats: RunStats, backoff: _Backoff) -> Reader:
         while True:
             try:
@@ -395,7 +420,7 @@ class Processor:
                     records = reader.poll(self.poll_ms, self.max_records)
                     if not records:
                         self._check_log_end(reader)
-                        if until_idle and self.caught_up(reader):
+                        if until_idle and self.caught_up(reader) and self._whole_share(reader):
                             stats.idle = True
                             break
                         continue

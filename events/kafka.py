@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ __all__ = [
     "KafkaReadError",
     "KafkaReader",
     "KafkaTransport",
+    "group_stall_s",
     "timeout_s",
 ]
 
@@ -55,6 +57,16 @@ def timeout_s() -> float:
 
 def _ms() -> int:
     return int(timeout_s() * 1000)
+
+
+def group_stall_s() -> float:
+    """How long a group member may hold nothing without a stable group before it warns: ``MRA_GROUP_STALL_S``
+    (default 90 s, above the 60 s a rebalance may take)."""
+    try:
+        value = float(os.environ.get("MRA_GROUP_STALL_S", "90"))
+    except ValueError:
+        value = 90.0
+    return value if value > 0 else 90.0
 
 
 class KafkaPublishError(PublishError, MraError):
@@ -93,7 +105,6 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "auto_offset_reset": "earliest",
     "fetch_max_wait_ms": 100,
     "reconnect_backoff_max_ms": 2000,
-    "allow_auto_create_topics": False,
 }
 """Consumer settings; ``bootstrap_timeout_ms`` and ``request_timeout_ms`` are added from :func:`timeout_s`."""
 
@@ -292,6 +303,11 @@ class KafkaReader:
     """A kafka-python consumer: a group member (``group`` set) or directly assigned every partition.
 
     Calls that wait on the cluster are bounded and raise :class:`KafkaReadError` when it does not answer.
+
+    A group member that holds no partition and has no stable membership for :func:`group_stall_s` seconds
+    (longer than a rebalance may take: ``max_poll_interval_ms``) says so in the log, once per period: the
+    development broker can leave a group stuck in a rebalance for good (docs/reliability.md), and a consumer
+    that silently reads nothing is the worst way to find out.
     """
 
     def __init__(
@@ -304,26 +320,61 @@ class KafkaReader:
     ) -> None:
         settings = dict(CONSUMER_SETTINGS, bootstrap_timeout_ms=_ms(), request_timeout_ms=max(_ms(), 7000))
         settings.update(overrides)
+        self._transport, self._topics, self._group, self._on_assign = transport, topics, group, on_assign
+        self._settings = settings
         self._bootstrap = transport.bootstrap
-        self._c = _reading(
+        self._unhealthy_since: float | None = None
+        self._c = self._connect()
+
+    def _connect(self) -> KafkaConsumer:
+        t = self._transport
+        consumer = _reading(
             "connecting a consumer",
-            transport.bootstrap,
+            t.bootstrap,
             lambda: KafkaConsumer(
-                bootstrap_servers=transport.bootstrap, client_id=transport.client_id, group_id=group, **settings
+                bootstrap_servers=t.bootstrap, client_id=t.client_id, group_id=self._group, **self._settings
             ),
         )
-        if group is not None:
-            self._c.subscribe(topics, listener=_Listener(on_assign))
+        if self._group is not None:
+            consumer.subscribe(self._topics, listener=_Listener(self._on_assign))
         else:
-            parts = [KTP(t, p) for t in topics for p in transport.partitions(t)]
-            self._c.assign(parts)
-            if on_assign is not None:
-                on_assign({(tp.topic, tp.partition) for tp in parts})
+            parts = [KTP(topic, p) for topic in self._topics for p in t.partitions(topic)]
+            consumer.assign(parts)
+            if self._on_assign is not None:
+                self._on_assign({(tp.topic, tp.partition) for tp in parts})
+        return consumer
+
+    def _healthy(self) -> bool:
+        """A direct reader, a member holding partitions, or a member of a stable group (idle members are fine)."""
+        if self._group is None or self._c.assignment():
+            return True
+        coordinator = getattr(self._c, "_coordinator", None)
+        try:
+            return coordinator is None or (not coordinator.coordinator_unknown() and coordinator.stable())
+        except Exception:  # an internal of kafka-python changed: do not second-guess it
+            return True
+
+    def _watch(self) -> None:
+        if self._healthy():
+            self._unhealthy_since = None
+            return
+        now = time.monotonic()
+        if self._unhealthy_since is None:
+            self._unhealthy_since = now
+        elif now - self._unhealthy_since >= group_stall_s():
+            log.warning(
+                "consumer group %s: no partition and no stable membership for %.0fs; the group may be stuck in a "
+                "rebalance (restart the members, or the broker if it persists)",
+                self._group,
+                now - self._unhealthy_since,
+            )
+            self._unhealthy_since = now
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         batches = _reading(
             "polling", self._bootstrap, lambda: self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
         )
+        self._watch()
         out: list[Record] = []
         for tp, records in batches.items():
             for r in records:

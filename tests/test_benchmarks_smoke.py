@@ -74,4 +74,4 @@ def test_quick_run_writes_every_figure(bootstrap: str, tmp_path: Path) -> None:
     assert growth["params"]["small_events"] < growth["params"]["large_events"]
     for size in ("small", "large"):
         assert growth["series"][f"replay_{size}"]["median"] > 0
-        assert 10 < growth["series"][f"rss_peak_{size}"]["median"] < 24 * 1024
+        assert 10 < growth["series"][f"rss_during_replay_{size}"]["median"] < 24 * 1024
