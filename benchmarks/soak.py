@@ -417,7 +417,7 @@ def _facts(h: Holder, seed: int) -> tuple[list[tuple[str, Event, datetime]], lis
         first.append(
             (
                 ident("registered"),
-                HolderRegistered(holder_id=h.id, category=h.category, birth_date=h.born),  # type: ignore[arg-type]
+                HolderRegistered(holder_id=h.id, category=h.category, birth_date=h.born),
                 T0,
             )
         )

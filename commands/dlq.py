@@ -92,7 +92,7 @@ def show(ctx: Ctx, ref: str, as_json: bool) -> None:
             f"  re-driven {d['redriven_at'] or 'no'}",
             "  headers",
             *[f"    {k}: {_cut(v, 200)}" for k, v in d["headers"]],
-            f"  body ({d['size']} bytes)",
+            f"  body ({d['size']} bytes" + (", only the start is kept here)" if d["truncated"] else ")"),
             *["    " + line for line in d["body"].splitlines()],
         ]
         return "\n".join(lines)

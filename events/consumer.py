@@ -15,6 +15,8 @@ Faults, and what the loop does about them:
 - A handler fails on an event for another reason: the batch is applied one event at a time, each retried
   ``retries`` times, and the one that keeps failing is dead-lettered with the reason; the others go on.
 - A record that is not an mra event (or that the decoder chokes on in any way) is dead-lettered with the reason.
+- A failure the cluster will not cure by waiting (it refused a message, say for its size) stops the consumer with
+  that message: it is no event's fault, so no event is dead-lettered for it, and waiting would be forever.
 - The log is shorter than what was already read (a broker that lost its log came back, or another cluster
   answers at the same address): the loop stops with :class:`LogTruncated` instead of skipping ahead. Signs,
   each exact on Kafka and on the development broker: a record below the position the reader was at; an empty
@@ -38,6 +40,8 @@ from mra.events.topics import Topics
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
+    "DLQ_MAX_VALUE",
+    "DLQ_PREVIEW",
     "TRANSIENT",
     "DeadLetter",
     "Delivery",
@@ -56,7 +60,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (PublishError, ConnectionError, Tim
 
 
 def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TRANSIENT)
+    """A failure of the cluster that waiting can cure; a message the cluster refused (``retriable`` false) is not."""
+    return isinstance(error, TRANSIENT) and getattr(error, "retriable", True) is not False
 
 
 class LogTruncated(MraError):
@@ -104,6 +109,11 @@ class RunStats:
 
 DLQ_HEADER_PREFIX = "mra_dlq_"
 """Headers a dead letter adds to the original record's; re-driving removes exactly these."""
+DLQ_MAX_VALUE = 900_000
+"""A record value larger than this is dead-lettered as its first :data:`DLQ_PREVIEW` bytes and its length (header
+``mra_dlq_truncated``): a copy of it would be refused by a cluster's default 1 MiB limit, and the consumer would
+wait forever. The original stays in its topic at the offset the dead letter names."""
+DLQ_PREVIEW = 65_536
 
 
 def dead_letter_headers(record: Record, reason: str, consumer: str = "") -> list[tuple[str, bytes]]:
@@ -315,7 +325,11 @@ class Processor:
         for d in fresh:
             log.warning("dead-lettering %s[%d]@%d: %s", d.record.topic, d.record.partition, d.record.offset, d.reason)
             headers = dead_letter_headers(d.record, d.reason, self.name)
-            self.transport.send(target, d.record.key, d.record.value or b"", headers)
+            value = d.record.value or b""
+            if len(value) > DLQ_MAX_VALUE:  # a copy the cluster would refuse: its start, and how long it was
+                headers.append(("mra_dlq_truncated", str(len(value)).encode()))
+                value = value[:DLQ_PREVIEW]
+            self.transport.send(target, d.record.key, value, headers)
         self.transport.flush(30)
         self._sent.update((d.record.topic, d.record.partition, d.record.offset) for d in fresh)
 
@@ -329,9 +343,9 @@ class Processor:
         try:
             self.handler.apply(good, dead)
             return len(good), dead
-        except TRANSIENT:
-            raise
         except Exception as batch_error:  # a poison event must not stop the consumer
+            if isinstance(batch_error, TRANSIENT):  # the cluster's doing, not the events'
+                raise
             log.warning("batch failed (%s); applying one by one", batch_error)
         if dead:
             self.handler.apply([], dead)  # the undecodable ones: their positions, with the rest
@@ -345,9 +359,9 @@ class Processor:
                     applied += 1
                     error = None
                     break
-                except TRANSIENT:
-                    raise
                 except Exception as e:
+                    if isinstance(e, TRANSIENT):
+                        raise
                     error = e
             if error is not None:
                 letter = DeadLetter(d.record, f"handler failed: {type(error).__name__}: {error}")
@@ -363,7 +377,9 @@ class Processor:
         while True:
             try:
                 result = self._apply_once(good, dead)
-            except TRANSIENT as e:
+            except Exception as e:
+                if not is_transient(e):
+                    raise
                 self._pause(stats, backoff, "applying a batch", e)
                 continue
             backoff.reset()
@@ -402,7 +418,9 @@ class Processor:
         while True:
             try:
                 return self.open()
-            except TRANSIENT as e:
+            except Exception as e:
+                if not is_transient(e):
+                    raise
                 self._pause(stats, backoff, "connecting the consumer", e)
 
     def run(self, until_idle: bool = False, timeout: float | None = None) -> RunStats:
@@ -424,7 +442,9 @@ class Processor:
                             stats.idle = True
                             break
                         continue
-                except TRANSIENT as e:
+                except Exception as e:
+                    if not is_transient(e):
+                        raise
                     self._pause(stats, backoff, "reading", e)
                     continue
                 backoff.reset()

@@ -6,9 +6,9 @@ used for development); they are equally valid on Apache Kafka. Nothing here reli
 
 Every call that waits on the cluster is bounded (``MRA_KAFKA_TIMEOUT_S``, default 10 s). A cluster that
 cannot be reached is an expected failure with a message, not a traceback: writing raises
-:class:`KafkaPublishError` (a :class:`PublishError`: nothing was reported written, retry), reading raises
+:class:`KafkaPublishError` (a :class:`PublishError`: nothing was reported written), reading raises
 :class:`KafkaReadError` (a :class:`ConnectionError`, which a consumer waits out). Both are :class:`MraError`, so
-the CLI prints one line and exits with status 75 (``EX_TEMPFAIL``: try again later).
+the CLI prints one line and exits with status 75 (``EX_TEMPFAIL``: try again later) where trying again can help.
 """
 
 from __future__ import annotations
@@ -70,9 +70,16 @@ def group_stall_s() -> float:
 
 
 class KafkaPublishError(PublishError, MraError):
-    """An event was not written to the cluster. Nothing was reported published: retry later."""
+    """An event was not written to the cluster. Nothing was reported published.
 
-    exit_code = 75
+    ``retriable`` says whether trying again can help (the cluster did not answer) or not (the cluster refused
+    the message, say for its size); only the first is an ``EX_TEMPFAIL``.
+    """
+
+    def __init__(self, message: str, retriable: bool = True) -> None:
+        super().__init__(message + ("; try again" if retriable else ""))
+        self.retriable = retriable
+        self.exit_code = 75 if retriable else 1
 
 
 class KafkaReadError(MraError, ConnectionError):
@@ -81,7 +88,7 @@ class KafkaReadError(MraError, ConnectionError):
     exit_code = 75
 
 
-def _transient(e: BaseException) -> bool:
+def _transient(e: BaseException | None) -> bool:
     """A failure the cluster coming back would cure (no connection, a timeout, a leader moving)."""
     return isinstance(e, KafkaError) and (
         bool(getattr(e, "retriable", False)) or type(e).__name__ in ("NoBrokersAvailable", "KafkaConnectionError")
@@ -134,8 +141,7 @@ class KafkaTransport:
     # topics ------------------------------------------------------------------------------------------------------
     def _unreachable(self, e: Exception) -> KafkaPublishError:
         return KafkaPublishError(
-            f"cannot reach the Kafka cluster at {self.bootstrap} within {timeout_s():g}s ({e}); "
-            "nothing was written: try again when it is back"
+            f"cannot reach the Kafka cluster at {self.bootstrap} within {timeout_s():g}s ({e}); nothing was written"
         )
 
     def _admin_call(self, call: Callable[[KafkaAdminClient], T]) -> T:
@@ -220,7 +226,7 @@ class KafkaTransport:
             self._pending.append(self.producer.send(topic, key=key, value=value, headers=list(headers)))
         except KafkaError as e:
             raise KafkaPublishError(
-                f"could not queue a message for {topic}: {e}; nothing was reported published: retry"
+                f"could not queue a message for {topic}: {e}; nothing was reported published", _transient(e)
             ) from None
 
     def _discard_producer(self) -> None:
@@ -251,21 +257,23 @@ class KafkaTransport:
             self._discard_producer()
             raise KafkaPublishError(
                 f"{len(pending)} message(s) not acknowledged by the cluster at {self.bootstrap}: {e}; "
-                "they are not reported published: retry"
+                "they are not reported published"
             ) from None
         failed = [f for f in pending if f.failed()]
         unfinished = [f for f in pending if not f.is_done]
         if failed or unfinished:
             self._discard_producer()
         if failed:
+            refused = [f.exception for f in failed if not _transient(f.exception)]
             raise KafkaPublishError(
-                f"{len(failed)} message(s) not written to the cluster at {self.bootstrap}: {failed[0].exception}; "
-                "they are not reported published: retry"
+                f"{len(failed)} message(s) not written to the cluster at {self.bootstrap}: "
+                f"{(refused or [failed[0].exception])[0]}; they are not reported published",
+                retriable=not refused,
             )
         if unfinished:
             raise KafkaPublishError(
                 f"{len(unfinished)} message(s) not acknowledged in time by the cluster at "
-                f"{self.bootstrap}; they are not reported published: retry"
+                f"{self.bootstrap}; they are not reported published"
             )
 
     # reading -----------------------------------------------------------------------------------------------------

@@ -98,6 +98,12 @@ class DeadLetterEntry:
         return f"{self.original_topic or '?'}[{self.original_partition}]@{self.original_offset}"
 
     @property
+    def truncated(self) -> int | None:
+        """The original value's length when the dead letter holds only its start (too large to copy whole)."""
+        raw = self.header("mra_dlq_truncated")
+        return None if raw is None else _int(raw)
+
+    @property
     def type(self) -> str | None:
         return self.header("ce_type")
 
@@ -150,7 +156,8 @@ class DeadLetterEntry:
             "type": self.type,
             "id": self.id,
             "event_time": self.event_time,
-            "size": len(self.record.value or b""),
+            "size": self.truncated if self.truncated is not None else len(self.record.value or b""),
+            "truncated": self.truncated is not None,
         }
 
     def details(self) -> dict[str, Any]:
@@ -296,6 +303,11 @@ def _problem(e: DeadLetterEntry, topics: Topics) -> str | None:
         return f"its original topic {target!r} is not one of this deployment's topics (prefix {topics.prefix!r})"
     if topics.logical(target) == "deadletter":
         return "its original topic is the dead-letter topic itself"
+    if e.truncated is not None:
+        return (
+            f"it holds only the start of a {e.truncated}-byte record; the record itself is at {e.original} "
+            "(a consumer reading it again sets it aside again: it is over the size limit)"
+        )
     return None
 
 

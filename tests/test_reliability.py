@@ -22,6 +22,7 @@ from mra.core.plugins import load_registry
 from mra.events.bus import InMemoryReader, InMemoryTransport, PublishError, TopicPartition
 from mra.events.consumer import DeadLetter, Delivery, LogTruncated, Processor
 from mra.events.envelope import MAX_MESSAGE_BYTES, Record, decode, encode
+from mra.events.kafka import KafkaPublishError
 from mra.events.publisher import Publisher
 from mra.events.schemas import (
     BenefitDecided,
@@ -607,3 +608,18 @@ def test_a_group_member_with_part_of_the_partitions_is_not_idle_until_its_share_
     stats = processor.run(until_idle=True, timeout=10)
     assert stats.idle
     assert (stats.seconds >= 1.5) is (not whole)  # a dead member's partitions would have come back by then
+
+
+def test_a_message_the_cluster_refuses_stops_the_consumer_and_dead_letters_nothing(tmp_path: Path) -> None:
+    class Refusing(Journal):
+        def apply(self, deliveries: Sequence[Delivery], dead: Sequence[DeadLetter]) -> None:
+            super().apply(deliveries, dead)
+            raise KafkaPublishError("1 message(s) not written: MessageSizeTooLargeError", retriable=False)
+
+    bus = InMemoryTransport()
+    publish(bus, holder_events(1))
+    processor = Processor(bus, TOPICS, ["holders", "verification"], Refusing(tmp_path / "j.db"), None, **FAST)
+    with pytest.raises(KafkaPublishError, match="MessageSizeTooLargeError") as caught:
+        processor.run(until_idle=True, timeout=10)
+    assert caught.value.exit_code == 1 and "try again" not in str(caught.value)
+    assert dead_letters(bus) == []
