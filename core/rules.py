@@ -27,6 +27,7 @@ from mra.core.models import (
 __all__ = [
     "Check",
     "Condition",
+    "Decider",
     "Status",
     "UnknownCondition",
     "category_in",
@@ -121,6 +122,68 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in items if i))
 
 
+class Decider:
+    """Makes the explained decisions of one context. The fields every rule's decision shares (holder, certificate,
+    row, inputs, time) are validated once here; each rule adds only what is its own, already typed, so a plugin
+    deciding many rules for one holder does not validate the shared part once per rule."""
+
+    def __init__(
+        self,
+        context: DecisionContext,
+        *,
+        jurisdiction: str,
+        plugin: str,
+        inputs: Mapping[str, str | int | float | bool | None] | None = None,
+    ) -> None:
+        cert = context.certificate
+        self._shared = BenefitDecision(
+            holder_id=context.holder.holder_id,
+            jurisdiction=jurisdiction,
+            code="",
+            outcome=Outcome.INELIGIBLE,
+            clause="",
+            entry_id=context.entry.id,
+            certificate_key=cert.certificate_key if cert else "",
+            verification_code=cert.verification_code if cert else "",
+            edition=context.edition,
+            rule_version="",
+            plugin=plugin,
+            inputs=dict(inputs or {}),
+            caused_by=context.caused_by,
+            decided_at=context.at,
+        )
+
+    def decide(
+        self,
+        rule: BenefitRule,
+        checks: Sequence[Check],
+        *,
+        base: Outcome = Outcome.ELIGIBLE,
+        clause: str | None = None,
+        readings: Iterable[str] = (),
+    ) -> BenefitDecision:
+        """One explained decision: ineligible ones give the failed conditions as reasons, the others what was
+        met; pending checks become the conditions still to show. No clock: the time is the context's."""
+        failed: list[str] = []
+        met: list[str] = []
+        pending: list[str] = []
+        by_status = {Status.FAILED: failed, Status.MET: met, Status.PENDING: pending}
+        for c in checks:  # one pass: a bureau decides every rule for every holder
+            by_status[c.status].append(c.detail)
+        outcome = _outcome(bool(failed), bool(pending), base)
+        return self._shared.model_copy(
+            update={
+                "code": rule.code,
+                "outcome": outcome,
+                "clause": clause or rule.clause,
+                "reasons": _unique(failed if outcome is Outcome.INELIGIBLE else met),
+                "conditions": () if outcome is Outcome.INELIGIBLE else _unique(pending),
+                "readings": _unique([*readings, *(r for c in checks for r in c.readings)]),
+                "rule_version": rule.version,
+            }
+        )
+
+
 def decision_from(
     rule: BenefitRule,
     checks: Sequence[Check],
@@ -133,35 +196,10 @@ def decision_from(
     inputs: Mapping[str, str | int | float | bool | None] | None = None,
     readings: Iterable[str] = (),
 ) -> BenefitDecision:
-    """One explained decision: ineligible ones give the failed conditions as reasons, the others what was
-    met; pending checks become the conditions still to show. No clock: the time is the context's."""
-    failed: list[str] = []
-    met: list[str] = []
-    pending: list[str] = []
-    by_status = {Status.FAILED: failed, Status.MET: met, Status.PENDING: pending}
-    for c in checks:  # one pass: a bureau decides every rule for every holder
-        by_status[c.status].append(c.detail)
-    outcome = _outcome(bool(failed), bool(pending), base)
-    reasons = failed if outcome is Outcome.INELIGIBLE else met
-    cert = context.certificate
-    return BenefitDecision(
-        holder_id=context.holder.holder_id,
-        jurisdiction=jurisdiction,
-        code=rule.code,
-        outcome=outcome,
-        clause=clause or rule.clause,
-        reasons=_unique(reasons),
-        conditions=() if outcome is Outcome.INELIGIBLE else _unique(pending),
-        readings=_unique([*readings, *(r for c in checks for r in c.readings)]),
-        entry_id=context.entry.id,
-        certificate_key=cert.certificate_key if cert else "",
-        verification_code=cert.verification_code if cert else "",
-        edition=context.edition,
-        rule_version=rule.version,
-        plugin=plugin,
-        inputs=dict(inputs or {}),
-        caused_by=context.caused_by,
-        decided_at=context.at,
+    """One rule's explained decision (see :meth:`Decider.decide`); for many rules of one context, use a
+    :class:`Decider`."""
+    return Decider(context, jurisdiction=jurisdiction, plugin=plugin, inputs=inputs).decide(
+        rule, checks, base=base, clause=clause, readings=readings
     )
 
 

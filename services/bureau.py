@@ -78,6 +78,12 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _with_decision_id(ident: str, content: str) -> str:
+    """A decision's JSON with its id, from the JSON serialised without it (``decision_id`` is the model's first
+    field): the id is a hash of that JSON, so the decision is serialised once, not again to carry the id."""
+    return f'{{"decision_id":{json.dumps(ident)},{content[1:]}'
+
+
 def _personal_state(row: sqlite3.Row | None) -> str | None:
     """How the read model holds a birth date: erased, sealed (readable through the key store), plain, or not at all."""
     if row is None:
@@ -148,6 +154,7 @@ class BureauStore(SqliteStore):
         self.publisher = publisher
         self.settings = registry.settings(jurisdiction, settings)
         self.published = 0
+        self._dirty: set[str] = set()
 
     def close(self) -> None:
         super().close()
@@ -232,8 +239,18 @@ class BureauStore(SqliteStore):
                 (data.entry_id, data.effective.isoformat(), data.reason, when, env.id),
             )
             affected |= self._holders_with_entries(db, [data.entry_id])
-        for holder_id in sorted(affected):
-            self.recompute(db, holder_id)
+        self._dirty |= affected
+
+    def end_batch(self, db: sqlite3.Connection) -> None:
+        """Recompute each holder the batch touched, once: the result depends only on the facts, not on how many
+        of them arrived in the batch. (A batch rolled back leaves its holders here; recomputing them again with
+        the next batch changes nothing.)"""
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        withdrawn = {r["entry_id"]: r for r in db.execute("SELECT * FROM withdrawn_entries")}
+        for holder_id in sorted(dirty):
+            self.recompute(db, holder_id, withdrawn)
 
     @staticmethod
     def _holders_with_entries(db: sqlite3.Connection, entry_ids: Iterable[str]) -> set[str]:
@@ -281,8 +298,11 @@ class BureauStore(SqliteStore):
             return recorded_ages.get(day.isoformat())
         return full_years(born, day) if born else None
 
-    def _wanted(self, db: sqlite3.Connection, holder_id: str) -> dict[str, BenefitDecision] | None:
-        """The decisions the holder's facts call for now, by deterministic id; None to leave them as they are.
+    def _wanted(
+        self, db: sqlite3.Connection, holder_id: str, withdrawn: Mapping[str, sqlite3.Row]
+    ) -> dict[str, tuple[BenefitDecision, str]] | None:
+        """The decisions the holder's facts call for now, by deterministic id, each with its JSON body; None to leave
+        them as they are.
 
         For an erased holder only decisions recorded before the erasure can stand, each with the age its erasure
         event keeps for its date. A holder erased in the key store whose erasure event is not yet read keeps its
@@ -306,8 +326,7 @@ class BureauStore(SqliteStore):
         if found is None:
             return {}
         employment, emp_time, emp_event = found
-        withdrawn = {r["entry_id"]: r for r in db.execute("SELECT * FROM withdrawn_entries")}
-        out: dict[str, BenefitDecision] = {}
+        out: dict[str, tuple[BenefitDecision, str]] = {}
         for cert in db.execute(
             "SELECT * FROM certificates WHERE holder_id = ? AND revoked_at IS NULL ORDER BY certificate_key",
             (holder_id,),
@@ -348,6 +367,7 @@ class BureauStore(SqliteStore):
                 caused_by=caused_by,
             )
             for d in self.registry.decide(self.jurisdiction, context, self.settings):
+                content = d.model_dump_json(exclude={"decision_id"})
                 ident = stable_id(
                     "decision",
                     self.jurisdiction,
@@ -356,48 +376,55 @@ class BureauStore(SqliteStore):
                     employment.started,
                     d.code,
                     d.outcome.value,
-                    d.model_dump_json(exclude={"decision_id"}),
+                    content,
                 )
                 if recorded is not None and ident not in recorded:
                     continue  # no new decision for an erased holder
-                out[ident] = d.model_copy(update={"decision_id": ident})
+                out[ident] = (d, _with_decision_id(ident, content))
         return out
 
-    def recompute(self, db: sqlite3.Connection, holder_id: str) -> None:
+    def recompute(
+        self, db: sqlite3.Connection, holder_id: str, withdrawn: Mapping[str, sqlite3.Row] | None = None
+    ) -> None:
         """Bring the holder's active decisions in line with their facts; queue what changed."""
-        wanted = self._wanted(db, holder_id)
+        if withdrawn is None:
+            withdrawn = {r["entry_id"]: r for r in db.execute("SELECT * FROM withdrawn_entries")}
+        wanted = self._wanted(db, holder_id, withdrawn)
         if wanted is None:
             return
         active = {
             r["decision_id"]: r
-            for r in db.execute("SELECT * FROM decisions WHERE holder_id = ? AND active = 1", (holder_id,))
+            for r in db.execute(
+                "SELECT decision_id, certificate_key, code FROM decisions WHERE holder_id = ? AND active = 1",
+                (holder_id,),
+            )
         }
-        for ident in sorted(active.keys() - wanted.keys()):
-            row = active[ident]
-            reason = self._withdrawal_reason(db, holder_id, row["certificate_key"])
-            db.execute("UPDATE decisions SET active = 0, withdrawn_reason = ? WHERE decision_id = ?", (reason, ident))
-            old = BenefitDecision.model_validate_json(row["body"])
-            self._queue(
-                db,
-                stable_id("withdrawn", ident),
-                BenefitWithdrawn(
+        gone = sorted(active.keys() - wanted.keys())
+        if gone:
+            latest = self._latest_fact_time(db, holder_id)
+            for ident in gone:
+                row = active[ident]
+                reason = self._withdrawal_reason(db, holder_id, row["certificate_key"], latest)
+                db.execute(
+                    "UPDATE decisions SET active = 0, withdrawn_reason = ? WHERE decision_id = ?", (reason, ident)
+                )
+                withdrawal = BenefitWithdrawn(
                     decision_id=ident,
                     holder_id=holder_id,
                     jurisdiction=self.jurisdiction,
-                    code=old.code,
+                    code=row["code"],
                     reason=reason,
-                    withdrawn_at=self._latest_fact_time(db, holder_id),
-                ),
-                self._latest_fact_time(db, holder_id),
-            )
-        for ident in sorted(wanted.keys() - active.keys()):
-            d = wanted[ident]
-            db.execute(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, 1, NULL) ON CONFLICT(decision_id) DO UPDATE SET "
-                "active = 1, withdrawn_reason = NULL",
-                (ident, holder_id, d.certificate_key, d.code, d.outcome.value, d.model_dump_json()),
-            )
-            self._queue(db, stable_id("decided", ident), BenefitDecided(decision=d), d.decided_at)
+                    withdrawn_at=latest,
+                )
+                self._queue(db, ("withdrawn", ident), BenefitWithdrawn, withdrawal.model_dump_json(), latest)
+        new = [(ident, *wanted[ident]) for ident in sorted(wanted.keys() - active.keys())]
+        db.executemany(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, 1, NULL) ON CONFLICT(decision_id) DO UPDATE SET "
+            "active = 1, withdrawn_reason = NULL",
+            [(ident, holder_id, d.certificate_key, d.code, d.outcome.value, body) for ident, d, body in new],
+        )
+        for ident, d, body in new:
+            self._queue(db, ("decided", ident), BenefitDecided, f'{{"decision":{body}}}', d.decided_at)
 
     def _latest_fact_time(self, db: sqlite3.Connection, holder_id: str) -> datetime:
         times = [
@@ -419,14 +446,16 @@ class BureauStore(SqliteStore):
         nothing new is decided on a withdrawn entry from its effective date."""
         return self.settings.get(f"{self.info.prefix}.withdrawal.decided_benefits", "revoke") == "revoke"
 
-    def _withdrawal_reason(self, db: sqlite3.Connection, holder_id: str, certificate_key: str) -> str:
+    def _withdrawal_reason(
+        self, db: sqlite3.Connection, holder_id: str, certificate_key: str, latest: datetime
+    ) -> str:
         cert = db.execute("SELECT * FROM certificates WHERE certificate_key = ?", (certificate_key,)).fetchone()
         if cert is not None and cert["revoked_at"]:
             return f"certificate revoked: {cert['revoke_reason']}"
         if (
             cert is not None
             and cert["expires"]
-            and cert["expires"] < self._latest_fact_time(db, holder_id).date().isoformat()
+            and cert["expires"] < latest.date().isoformat()
         ):
             return f"certificate expired on {cert['expires']}"
         if cert is not None:
@@ -440,12 +469,16 @@ class BureauStore(SqliteStore):
         return "superseded: the holder's facts changed"
 
     # outbox ------------------------------------------------------------------------------------------------------
-    def _queue(self, db: sqlite3.Connection, event_id: str, event: Event, time: datetime) -> None:
-        if self.publisher is None:  # a replay decides but never publishes
+    def _queue(
+        self, db: sqlite3.Connection, id_parts: tuple[str, str], kind: type[Event], body: str, time: datetime
+    ) -> None:
+        """Queue an event, already serialised, for the relay under the deterministic id of ``id_parts``; a replay
+        decides but never publishes."""
+        if self.publisher is None:
             return
         db.execute(
             "INSERT OR IGNORE INTO outbox (event_id, type, body, time) VALUES (?, ?, ?, ?)",
-            (event_id, type(event).__name__, event.model_dump_json(), _ts(time)),
+            (stable_id(*id_parts), kind.__name__, body, _ts(time)),
         )
 
     def after_commit(self) -> None:

@@ -88,6 +88,7 @@ class SqliteStore:
                     self.apply_event(db, d)
                 tp = (r.topic, r.partition)
                 last[tp] = max(last.get(tp, -1), r.offset)
+            self.end_batch(db)
             for letter in dead:
                 r = letter.record
                 db.execute(
@@ -103,6 +104,10 @@ class SqliteStore:
     def apply_event(self, db: sqlite3.Connection, delivery: Delivery) -> None:
         """Change the read model for one new event (inside the batch's transaction)."""
         raise NotImplementedError
+
+    def end_batch(self, db: sqlite3.Connection) -> None:
+        """Work owed once per batch after its events are applied, in the same transaction: a read model that
+        derives state from several events does it here once rather than once per event."""
 
     def after_commit(self) -> None:
         """Work that must follow a committed batch (an outbox relay, say)."""

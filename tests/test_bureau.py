@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mra.core.models import BenefitDecision
 from mra.core.plugins import load_registry
 from mra.events.bus import InMemoryTransport
 from mra.events.envelope import decode
@@ -229,3 +230,43 @@ def test_an_entry_withdrawal_follows_the_policy_setting(tmp_path: Path, setting:
     b.run(until_idle=True, timeout=10)
     assert bool(b.store.active_decisions("h1")) is kept  # decided before the withdrawal
     assert b.store.active_decisions("h2") == []  # nothing new on a withdrawn entry
+
+
+def test_published_decisions_are_exactly_what_their_models_serialise(tmp_path: Path) -> None:
+    """The bureau serialises each decision once and splices in its id; the bytes must be the model's own."""
+    w = World(tmp_path)
+    w.publish(registered(), verified(), started())
+    b = w.bureau("beijing")
+    b.run(until_idle=True, timeout=10)
+    records = w.bus.records(w.runtime.topics.name("benefits"))
+    assert records
+    for r in records:
+        event = decode(r).data
+        assert isinstance(event, BenefitDecided)
+        assert r.value == event.model_dump_json(by_alias=True).encode()
+    stored = b.store.db.execute("SELECT decision_id, body FROM decisions").fetchall()
+    assert stored and all(
+        BenefitDecision.model_validate_json(body).model_dump_json() == body
+        and BenefitDecision.model_validate_json(body).decision_id == ident
+        for ident, body in stored
+    )
+
+
+def test_a_holder_is_decided_once_per_batch_with_the_same_result_as_event_by_event(tmp_path: Path) -> None:
+    facts: list[Event] = [registered(), verified(), started(), verified("h1", "BJ2025-U-09", "CODE-2")]
+    worlds = []
+    for name, max_records in (("batch", 1000), ("single", 1)):
+        w = World(tmp_path / name)
+        w.publish(*facts)
+        b = w.bureau("beijing")
+        b.processor.max_records = max_records
+        stats = b.run(until_idle=True, timeout=10)
+        assert stats.applied == 4
+        worlds.append((b.store.active_decisions(), w.benefits(), stats.batches))
+    (batch, batch_out, batches), (single, single_out, singles) = worlds
+    assert (batches, singles) == (1, 4)
+    assert [d.decision_id for d in batch] == [d.decision_id for d in single]
+    for out in (batch_out, single_out):
+        assert sorted(e.decision.decision_id for e in out if isinstance(e, BenefitDecided)) == [
+            d.decision_id for d in batch
+        ]

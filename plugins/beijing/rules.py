@@ -31,9 +31,9 @@ from mra.core import (
 )
 from mra.core.rules import (
     Check,
+    Decider,
     Status,
     category_in,
-    decision_from,
     employed_in,
     evaluate,
     local_date,
@@ -570,7 +570,7 @@ def decide(
     values = resolve_settings(data, settings or {})
     day = local_date(context.at, data.utc_offset_hours)
     designation = (designations() if designated_by is None else designated_by).get(entry.id)
-    inputs = _inputs(context, day, designation)
+    decider = Decider(context, jurisdiction=JURISDICTION.code, plugin=PLUGIN, inputs=_inputs(context, day, designation))
     out: list[BenefitDecision] = []
     rules = _benefit_rules()
     for spec in data.rule:
@@ -582,18 +582,7 @@ def decide(
             env = Env(data=data, spec=spec, context=context, settings=values, day=day, designation=designation)
             checks = evaluate((*data.common_conditions, *spec.conditions), CONDITIONS, env)
             readings = [*spec.readings, *([data.cumulation.reading] if cumulated else [])]
-        out.append(
-            decision_from(
-                rules[spec.code],
-                checks,
-                context=context,
-                jurisdiction=JURISDICTION.code,
-                plugin=PLUGIN,
-                base=spec.outcome,
-                inputs=inputs,
-                readings=readings,
-            )
-        )
+        out.append(decider.decide(rules[spec.code], checks, base=spec.outcome, readings=readings))
     return out
 
 
