@@ -291,6 +291,13 @@ def _imported_edition(
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
     if not rows or "id" not in rows[0] or "list" not in rows[0]:
         raise ValidationFailed("the CSV has no rows, or no id and list columns", [f"columns: {CSV_COLUMNS}"])
+    short = [
+        f"line {n}: {'no id' if not row.get('id') else 'no list'}"
+        for n, row in enumerate(rows, start=2)
+        if not row.get("id") or not row.get("list")
+    ]
+    if short:
+        raise ValidationFailed(f"{len(short)} row(s) without an id or a list code", short[:20])
     first = rows[0]
     marker = f"-{first['list']}-"
     if marker not in (first["id"] or ""):

@@ -50,6 +50,8 @@ def test_a_valid_file_validates_with_its_rows_and_derived_fields(tmp_path: Path)
         ("name,remark\nx,y\n", "no id and list columns"),
         (HEADER + ROWS.replace(",1,示例资格甲", ",one,示例资格甲"), "seq must be a positive number"),
         (HEADER, "no rows"),
+        (HEADER + ROWS + "short\n", "line 4: no list"),
+        (HEADER + ROWS + ",A\n", "line 4: no id"),
     ],
 )
 def test_a_broken_file_is_refused_with_the_reason(tmp_path: Path, content: str, message: str) -> None:
