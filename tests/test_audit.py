@@ -5,27 +5,28 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from support.facts import (
+    ENTRY,
+    T,
+    World,
+    employer,
+    ended,
+    entry_withdrawn,
+    fact_id,
+    registered,
+    started,
+    verified,
+)
 
 from mra.core.errors import NotFound, ValidationFailed
-from mra.core.ids import stable_id
 from mra.core.plugins import load_registry
-from mra.events.bus import InMemoryTransport
 from mra.events.envelope import Record, content_hash
 from mra.events.publisher import Publisher
-from mra.events.schemas import (
-    CatalogueEntryWithdrawn,
-    CertificateVerified,
-    EmployerRef,
-    EmploymentEnded,
-    EmploymentStarted,
-    Event,
-    HolderRegistered,
-    VerificationRequested,
-)
+from mra.events.schemas import Event, VerificationRequested
 from mra.events.topics import Topics
 from mra.services.audit import (
     AUDITED_TOPICS,
@@ -36,61 +37,35 @@ from mra.services.audit import (
     verify,
     write_export,
 )
-from mra.services.bureaus import open_bureau
-from mra.services.runtime import Runtime
 
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 TOPICS = Topics("a.", 2)
 COPY = Topics("b.", 2)
 REGISTRY = load_registry()
 
 
-def facts(holder: str, entry: str = "BJ2025-I-139") -> list[Event]:
+def facts(holder: str, entry: str = ENTRY) -> list[Event]:
+    """A holder's facts, the request among them, carrying personal data that no trail may show."""
     return [
-        HolderRegistered(
-            holder_id=holder, category="foreign", birth_date=date(1980, 5, 1), personal={"name": "Jane Smith"}  # type: ignore[arg-type]
-        ),
+        registered(holder, personal={"name": "Jane Smith"}),
         VerificationRequested(
             request_id=f"r-{holder}",
             holder_id=holder,
-            employer=EmployerRef(name="E", credit_code="C", region="beijing"),
+            employer=employer(),
             entry_id=entry,
             issuer="x",
             certificate_number="SECRET-NUMBER-1",
             personal={"name": "Jane Smith"},
         ),
-        CertificateVerified(
-            request_id=f"r-{holder}",
-            holder_id=holder,
-            certificate_key=f"k-{holder}",
-            entry_id=entry,
-            issuer="x",
-            verification_code=f"CODE-{holder}",
-            verified_at=T,
-            verified_by="beijing",
-            disclaimer="authenticity only",
-        ),
-        EmploymentStarted(
-            holder_id=holder,
-            jurisdiction="beijing",
-            employer=EmployerRef(name="E", credit_code="C", region="beijing"),
-            started=date(2025, 9, 1),
-            years_in_scope=3,
-        ),
+        verified(holder, entry),
+        started(holder),
     ]
 
 
-class World:
-    def __init__(self, tmp: Path) -> None:
-        self.bus = InMemoryTransport()
-        self.bus.ensure_topics(TOPICS.all())
-        self.runtime = Runtime(tmp, topics=TOPICS)
-        self.pub = Publisher(self.bus, TOPICS, "intake")  # one epoch over the holders and verification topics
-        self.tmp = tmp
+class Audited(World):
+    """One publisher ``intake`` (one epoch) over the holders and verification topics, and copies of the log."""
 
-    def publish(self, events: list[Event], pub: Publisher | None = None, at: datetime = T) -> None:
-        for e in events:
-            (pub or self.pub).publish(e, time=at, id=stable_id("fact", e.model_dump_json()))
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp, TOPICS, REGISTRY, identity="intake")
 
     def names(self, topics: Topics = TOPICS) -> list[str]:
         return [topics.name(t) for t in AUDITED_TOPICS]
@@ -119,9 +94,9 @@ def kinds(result) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
 
 
 def test_an_untouched_log_verifies_clean(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1") + facts("h2"))
-    b = open_bureau(w.runtime, "beijing", registry=REGISTRY, transport=w.bus, group=False, db=tmp_path / "b.db")
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"), *facts("h2"))
+    b = w.bureau("beijing", "b")
     b.run(until_idle=True, timeout=10)
     result = verify(w.bus, w.names(), complete=True)
     assert result.findings == [] and result.records == result.stamped > 8 and result.epochs == 2
@@ -129,8 +104,8 @@ def test_an_untouched_log_verifies_clean(tmp_path: Path) -> None:
 
 
 def test_an_altered_body_is_found_at_its_position(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1") + facts("h2"))
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"), *facts("h2"))
     target = w.find(TOPICS.name("holders"), lambda r: b'"years_in_scope":3.0' in (r.value or b""))
 
     def alter(rs: list[Record]) -> list[Record]:
@@ -149,8 +124,8 @@ def test_an_altered_body_is_found_at_its_position(tmp_path: Path) -> None:
 
 
 def test_a_dropped_event_is_missing_in_a_complete_view_and_unverified_in_a_partial_one(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1") + facts("h2") + facts("h3"))
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"), *facts("h2"), *facts("h3"))
     holders = w.bus.records(TOPICS.name("holders"))
     seqs = sorted(int(stamp(r, "ce_mraseq")) for r in w.bus.records(TOPICS.name("holders")) + w.bus.records(
         TOPICS.name("verification")))
@@ -173,8 +148,8 @@ def test_a_dropped_event_is_missing_in_a_complete_view_and_unverified_in_a_parti
 
 
 def test_reordered_events_in_a_partition_are_found(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1") + facts("h2"))
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"), *facts("h2"))
     part = [r for r in w.bus.records(TOPICS.name("holders")) if r.key == b"h1"]
     a, b = part[0], part[1]
 
@@ -192,36 +167,36 @@ def test_reordered_events_in_a_partition_are_found(tmp_path: Path) -> None:
 
 
 def test_a_redelivery_in_a_new_epoch_is_not_tampering(tmp_path: Path) -> None:
-    w = World(tmp_path)
+    w = Audited(tmp_path)
     events = facts("h1")
-    w.publish(events)
+    w.publish(*events)
     again = Publisher(w.bus, TOPICS, "intake")  # a restarted publisher re-sends what it had sent
-    w.publish(events[:2], pub=again)
+    w.publish(*events[:2], pub=again)
     result = verify(w.bus, w.names(), complete=True)
     assert {f.kind for f in result.findings} == {"redelivery"} and len(result.findings) == 2
     assert not result.tampering and all("another epoch" in f.detail for f in result.findings)
 
 
 def test_a_send_lost_and_published_again_later_is_a_resend_not_a_loss(tmp_path: Path) -> None:
-    w = World(tmp_path)
+    w = Audited(tmp_path)
     first, lost, last = facts("h1")[:3]
-    w.publish([first])
-    w.pub.envelope(lost, time=T, id=stable_id("fact", lost.model_dump_json()))  # stamped, never written
-    w.publish([last])
+    w.publish(first)
+    w.pub.envelope(lost, time=T, id=fact_id(lost))  # stamped, never written
+    w.publish(last)
     outbox = Publisher(w.bus, TOPICS, "intake")
-    w.publish([lost], pub=outbox)
+    w.publish(lost, pub=outbox)
     result = verify(w.bus, w.names(), complete=True)
     assert [f.kind for f in result.findings] == ["resent"] and not result.tampering
-    w2 = World(tmp_path / "2")  # the same gap with nothing published again is a loss
-    w2.publish([first])
+    w2 = Audited(tmp_path / "2")  # the same gap with nothing published again is a loss
+    w2.publish(first)
     w2.pub.envelope(lost, time=T)
-    w2.publish([last])
+    w2.publish(last)
     assert [f.kind for f in verify(w2.bus, w2.names(), complete=True).findings] == ["missing"]
 
 
 def test_a_replaced_event_with_a_recomputed_hash_breaks_the_chain_and_a_forged_place_conflicts(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1"))
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"))
     records = sorted(
         (r for t in ("holders", "verification") for r in w.bus.records(TOPICS.name(t))),
         key=lambda r: int(stamp(r, "ce_mraseq")),
@@ -246,8 +221,8 @@ def test_a_replaced_event_with_a_recomputed_hash_breaks_the_chain_and_a_forged_p
 
 
 def test_unstamped_and_malformed_records_are_tampering(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1")[:1])
+    w = Audited(tmp_path)
+    w.publish(*facts("h1")[:1])
     good = w.bus.records(TOPICS.name("holders"))[0]
     w.bus.send(TOPICS.name("holders"), b"h1", good.value or b"",
                [(k, v) for k, v in good.headers if not k.startswith("ce_mra")])
@@ -257,7 +232,7 @@ def test_unstamped_and_malformed_records_are_tampering(tmp_path: Path) -> None:
 
 
 def test_topics_resolve_by_logical_or_physical_name_and_the_dead_letter_topic_is_refused(tmp_path: Path) -> None:
-    w = World(tmp_path)
+    w = Audited(tmp_path)
     assert resolve_topics(w.bus, TOPICS, ["holders", "a.holders", "benefits"]) == ["a.holders", "a.benefits"]
     assert resolve_topics(w.bus, TOPICS, []) == w.names()
     with pytest.raises(ValidationFailed, match="dead-letter"):
@@ -270,16 +245,14 @@ def test_topics_resolve_by_logical_or_physical_name_and_the_dead_letter_topic_is
 
 
 def test_a_trail_is_every_event_about_the_holder_in_time_order_with_no_personal_data(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1") + facts("h2", "BJ2025-I-047"))
-    mine = CatalogueEntryWithdrawn(jurisdiction="beijing", catalogue="beijing-international", edition="2025",
-                                   entry_id="BJ2025-I-139", effective=date(2026, 1, 1), reason="monitoring")
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"), *facts("h2", "BJ2025-I-047"))
+    mine = entry_withdrawn("BJ2025-I-139", effective=date(2026, 1, 1), reason="monitoring")
     other = mine.model_copy(update={"entry_id": "BJ2025-I-047"})
-    w.publish([mine, other], at=T + timedelta(days=1))
-    b = open_bureau(w.runtime, "beijing", registry=REGISTRY, transport=w.bus, group=False, db=tmp_path / "b.db")
+    w.publish(mine, other, at=T + timedelta(days=1))
+    b = w.bureau("beijing", "b")
     b.run(until_idle=True, timeout=10)
-    w.publish([EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 12, 1))],
-              at=T + timedelta(days=2))
+    w.publish(ended("h1", on=date(2025, 12, 1)), at=T + timedelta(days=2))
     b.run(until_idle=True, timeout=10)
     withdrawn = b.store.db.execute("SELECT count(*) FROM decisions WHERE holder_id = 'h1' AND active = 0").fetchone()[0]
     got = trail(w.bus, TOPICS, "h1")
@@ -304,12 +277,11 @@ def test_a_trail_is_every_event_about_the_holder_in_time_order_with_no_personal_
 
 
 def test_export_holds_every_decision_active_and_withdrawn_as_jsonl_and_csv(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(facts("h1") + facts("h2"))
-    b = open_bureau(w.runtime, "beijing", registry=REGISTRY, transport=w.bus, group=False, db=tmp_path / "b.db")
+    w = Audited(tmp_path)
+    w.publish(*facts("h1"), *facts("h2"))
+    b = w.bureau("beijing", "b")
     b.run(until_idle=True, timeout=10)
-    w.publish([EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 12, 1))],
-              at=T + timedelta(days=2))
+    w.publish(ended("h1", on=date(2025, 12, 1)), at=T + timedelta(days=2))
     b.run(until_idle=True, timeout=10)
     stored = {r[0]: r[1] for r in b.store.db.execute("SELECT decision_id, active FROM decisions")}
     rows = export_decisions(w.bus, TOPICS, "beijing")

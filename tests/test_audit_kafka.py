@@ -6,64 +6,24 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from support.facts import T, ended, entry_withdrawn, fact_id, holder_facts, publish
 
 from mra.cli import main
-from mra.core.ids import stable_id
 from mra.core.plugins import load_registry
 from mra.events.envelope import Record
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
-from mra.events.schemas import (
-    CatalogueEntryWithdrawn,
-    CertificateVerified,
-    EmployerRef,
-    EmploymentEnded,
-    EmploymentStarted,
-    Event,
-    HolderRegistered,
-)
 from mra.events.topics import Topics
 from mra.services.audit import AUDITED_TOPICS, read_log
 from mra.services.bureaus import open_bureau
 from mra.services.runtime import Runtime
 
 pytestmark = pytest.mark.broker
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 REGISTRY = load_registry()
-
-
-def facts(holder: str, entry: str = "BJ2025-I-139") -> list[Event]:
-    return [
-        HolderRegistered(holder_id=holder, category="foreign", birth_date=date(1980, 5, 1)),  # type: ignore[arg-type]
-        CertificateVerified(
-            request_id=f"r-{holder}",
-            holder_id=holder,
-            certificate_key=f"k-{holder}",
-            entry_id=entry,
-            issuer="x",
-            verification_code=f"CODE-{holder}",
-            verified_at=T,
-            verified_by="beijing",
-            disclaimer="authenticity only",
-        ),
-        EmploymentStarted(
-            holder_id=holder,
-            jurisdiction="beijing",
-            employer=EmployerRef(name="E", credit_code="C", region="beijing"),
-            started=date(2025, 9, 1),
-            years_in_scope=3,
-        ),
-    ]
-
-
-def publish(pub: Publisher, events: list[Event], at: datetime = T) -> None:
-    for e in events:
-        pub.publish(e, time=at, id=stable_id("fact", e.model_dump_json()))
-    pub.flush()
 
 
 @dataclass
@@ -114,19 +74,12 @@ def test_trail_export_and_verify_of_a_live_bureau(
 ) -> None:
     runtime = Runtime(tmp_path / "state", bootstrap, topics)
     pub = Publisher(kafka, topics, "test-intake")
-    publish(pub, facts("h1") + facts("h2", "BJ2025-I-047"))
-    publish(
-        pub,
-        [
-            CatalogueEntryWithdrawn(jurisdiction="beijing", catalogue="beijing-international", edition="2025",
-                                    entry_id="BJ2025-I-047", effective=date(2026, 1, 1), reason="monitoring"),
-        ],
-        at=T + timedelta(days=1),
-    )
+    publish(pub, holder_facts("h1") + holder_facts("h2", "BJ2025-I-047"))
+    withdrawal = entry_withdrawn("BJ2025-I-047", effective=date(2026, 1, 1), reason="monitoring")
+    publish(pub, [withdrawal], at=T + timedelta(days=1))
     bureau = open_bureau(runtime, "beijing", registry=REGISTRY, transport=kafka, group=False)
     bureau.run(until_idle=True, timeout=60)
-    publish(pub, [EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 12, 1))],
-            at=T + timedelta(days=2))
+    publish(pub, [ended("h1", on=date(2025, 12, 1))], at=T + timedelta(days=2))
     bureau.run(until_idle=True, timeout=60)
     stored = {r[0]: bool(r[1]) for r in bureau.store.db.execute("SELECT decision_id, active FROM decisions")}
     standing_h2 = {d.code for d in bureau.store.active_decisions("h2")}
@@ -174,9 +127,9 @@ def test_trail_export_and_verify_of_a_live_bureau(
 def test_an_altered_body_in_a_copied_topic_is_found_with_its_position(
     kafka: KafkaTransport, topics: Topics, mra: Callable[..., Ran]
 ) -> None:
-    publish(Publisher(kafka, topics, "test-intake"), facts("h1") + facts("h2") + facts("h3"))
+    publish(Publisher(kafka, topics, "test-intake"), holder_facts("h1") + holder_facts("h2") + holder_facts("h3"))
     target = Topics("c" + topics.prefix, topics.partitions)
-    victim = stable_id("fact", facts("h2")[2].model_dump_json())
+    victim = fact_id(holder_facts("h2")[2])
 
     def alter(r: Record) -> Record:
         if dict(r.headers)["ce_id"].decode() != victim:
@@ -203,7 +156,7 @@ def test_an_altered_body_in_a_copied_topic_is_found_with_its_position(
 def test_a_record_dropped_from_a_copied_log_is_found_between_its_neighbours(
     kafka: KafkaTransport, topics: Topics, monkeypatch: pytest.MonkeyPatch, mra: Callable[..., Ran]
 ) -> None:
-    publish(Publisher(kafka, topics, "test-intake"), facts("h1") + facts("h2") + facts("h3"))
+    publish(Publisher(kafka, topics, "test-intake"), holder_facts("h1") + holder_facts("h2") + holder_facts("h3"))
     records = [r for t in ("holders", "verification") for r in read_log(kafka, [topics.name(t)])]
     last = max(int(stamp(r, "ce_mraseq")) for r in records)
     victim = next(r for r in records if r.topic == topics.name("holders") and 0 < int(stamp(r, "ce_mraseq")) < last)
@@ -231,7 +184,7 @@ def test_a_record_dropped_from_a_copied_log_is_found_between_its_neighbours(
 def test_a_redelivery_is_reported_as_such_not_as_tampering(
     kafka: KafkaTransport, topics: Topics, mra: Callable[..., Ran]
 ) -> None:
-    events = facts("h1")
+    events = holder_facts("h1")
     publish(Publisher(kafka, topics, "test-intake"), events)
     publish(Publisher(kafka, topics, "test-intake"), events[1:])  # a restarted publisher sends two again
     found = mra("audit", "verify", "--json")

@@ -10,59 +10,48 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
+from support.facts import holder_facts, publish, read_back
 
 from mra.core.ids import stable_id
 from mra.core.plugins import load_registry
-from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
-from mra.events.schemas import BenefitDecided, CertificateVerified, EmployerRef, EmploymentStarted, HolderRegistered
+from mra.events.schemas import BenefitDecided, Event
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
 from mra.services.replay import compare, replay
 from mra.services.runtime import Runtime
 
 pytestmark = pytest.mark.broker
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 
 
 def _facts(kafka: KafkaTransport, topics: Topics, holders: int) -> None:
-    pub = Publisher(kafka, topics, "test-intake")
-    for i in range(holders):
-        h = f"holder-{i:04d}"
-        region = ("beijing", "tianjin", "hebei")[i % 3]
-        events = [
-            HolderRegistered(
-                holder_id=h,
-                category=("foreign", "mainland", "hkmotw")[i % 3],  # type: ignore[arg-type]
-                birth_date=date(1960 + i % 30, 1 + i % 12, 1),
-            ),
-            CertificateVerified(
-                request_id=f"r{i}",
-                holder_id=h,
-                certificate_key=f"k{i}",
-                entry_id=("BJ2025-I-139", "BJ2025-U-09", "BJ2025-O-05", "BJ2025-I-047")[i % 4],
-                issuer="x",
-                verification_code=f"CODE-{i}",
-                verified_at=T,
-                verified_by="beijing",
-                disclaimer="authenticity only",
-            ),
-            EmploymentStarted(
-                holder_id=h,
-                jurisdiction=region,
-                employer=EmployerRef(name="E", credit_code="C", region=region),
-                started=date(2025, 9, 1),
-                years_in_scope=i % 5,
-            ),
-        ]
-        for e in events:
-            pub.publish(e, id=stable_id("fact", h, type(e).__name__), time=T)
-    pub.flush()
+    """``holders`` holders spread over the categories, rows and jurisdictions, each fact's id from its holder and
+    type."""
+    events = [
+        e
+        for i in range(holders)
+        for e in holder_facts(
+            f"holder-{i:04d}",
+            ("BJ2025-I-139", "BJ2025-U-09", "BJ2025-O-05", "BJ2025-I-047")[i % 4],
+            ("beijing", "tianjin", "hebei")[i % 3],
+            category=("foreign", "mainland", "hkmotw")[i % 3],
+            born=date(1960 + i % 30, 1 + i % 12, 1),
+            request=f"r{i}",
+            key=f"k{i}",
+            code=f"CODE-{i}",
+            years=i % 5,
+        )
+    ]
+    publish(Publisher(kafka, topics, "test-intake"), events, ids=_by_holder_and_type)
+
+
+def _by_holder_and_type(e: Event) -> str:
+    return stable_id("fact", e.partition_key(), type(e).__name__)
 
 
 def _mra(state: Path, bootstrap: str, topics: Topics, *args: str) -> list[str]:
@@ -122,19 +111,12 @@ def test_three_bureaus_in_their_own_processes_one_killed_and_restarted(
 
     runtime = Runtime(state, bootstrap, topics)
     registry = load_registry()
-    reader = kafka.reader([topics.name("benefits")])
     published: list[BenefitDecided] = []
     ids: list[str] = []
-    empty = 0
-    while empty < 3:
-        batch = reader.poll(300, 5000)
-        empty = 0 if batch else empty + 1
-        for r in batch:
-            env_ = decode(r)
-            if isinstance(env_.data, BenefitDecided):
-                published.append(env_.data)
-                ids.append(env_.id)
-    reader.close()
+    for env_ in read_back(kafka, topics):
+        if isinstance(env_.data, BenefitDecided):
+            published.append(env_.data)
+            ids.append(env_.id)
     for j in ("beijing", "tianjin", "hebei"):
         live = BureauStore(state / "bureaus" / topics.prefix.rstrip(".") / f"{j}.db", j, registry)
         active = {d.decision_id for d in live.active_decisions()}

@@ -8,19 +8,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from support.facts import T, ended
 
 from mra.core.errors import NotFound, ValidationFailed
 from mra.events.bus import InMemoryTransport
 from mra.events.consumer import DeadLetter, Delivery, Processor
 from mra.events.envelope import Record
 from mra.events.publisher import Publisher
-from mra.events.schemas import EmploymentEnded
 from mra.events.topics import Topics
 from mra.services.dlq import RedriveLog, find, parse_ref, read_dead_letters, redrive
 from mra.services.journal import Journal
 
 TOPICS = Topics("d.", 2)
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 NOW = datetime(2025, 10, 2, 8, tzinfo=UTC)
 
 
@@ -43,10 +42,7 @@ class World:
         self.bus = InMemoryTransport()
         self.bus.ensure_topics(TOPICS.all())
         pub = Publisher(self.bus, TOPICS, "test")
-        self.ids = [
-            pub.publish(EmploymentEnded(holder_id=f"h{i}", jurisdiction="beijing", ended=date(2025, 10, 1)), time=T).id
-            for i in range(6)
-        ]
+        self.ids = [pub.publish(ended(f"h{i}", on=date(2025, 10, 1)), time=T).id for i in range(6)]
         self.bus.send(TOPICS.name("holders"), b"junk", b"\x00not an event", [("x-origin", b"a test")])
 
     def consume(self, name: str, poison: set[str]) -> Picky:

@@ -7,23 +7,22 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from support.facts import T, ended
 
 from mra.cli import cli
 from mra.core.errors import NotFound, ValidationFailed
 from mra.events.consumer import DeadLetter, Delivery, Processor
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
-from mra.events.schemas import EmploymentEnded
 from mra.events.topics import Topics
 from mra.services.journal import Journal
 
 pytestmark = pytest.mark.broker
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 
 
 class Picky(Journal):
@@ -46,10 +45,7 @@ def test_an_operator_lists_shows_and_redrives_dead_letters_once(
     kafka: KafkaTransport, topics: Topics, bootstrap: str, tmp_path: Path
 ) -> None:
     pub = Publisher(kafka, topics, "test")
-    ids = [
-        pub.publish(EmploymentEnded(holder_id=f"h{i}", jurisdiction="hebei", ended=date(2025, 10, 1)), time=T).id
-        for i in range(5)
-    ]
+    ids = [pub.publish(ended(f"h{i}", "hebei", on=date(2025, 10, 1)), time=T).id for i in range(5)]
     pub.flush()
     kafka.send(topics.name("holders"), b"junk", b"not json at all", [])
     kafka.flush(10)

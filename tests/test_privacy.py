@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support.facts import started, verified
 
 from mra.cli import cli
 from mra.core.errors import MraError, NotFound
@@ -17,14 +18,7 @@ from mra.core.models import BenefitDecision, Outcome
 from mra.core.plugins import load_registry
 from mra.events.bus import InMemoryTransport
 from mra.events.envelope import Envelope, decode
-from mra.events.schemas import (
-    BenefitDecided,
-    CertificateVerified,
-    EmployerRef,
-    EmploymentStarted,
-    HolderErased,
-    HolderRegistered,
-)
+from mra.events.schemas import BenefitDecided, HolderErased, HolderRegistered
 from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
@@ -190,16 +184,7 @@ class World:
         return sub
 
     def employ(self, holder: str, j: str, on: date) -> None:
-        self.intake.publish(
-            EmploymentStarted(
-                holder_id=holder,
-                jurisdiction=j,
-                employer=EmployerRef(name="E", credit_code="C", region=j),
-                started=on,
-                years_in_scope=3,
-            ),
-            time=datetime(on.year, on.month, on.day, 12, tzinfo=UTC),
-        )
+        self.intake.publish(started(holder, j, on=on), time=datetime(on.year, on.month, on.day, 12, tzinfo=UTC))
         self.intake.flush()
 
     def settle(self) -> None:
@@ -320,16 +305,14 @@ def test_a_holder_erased_in_the_key_store_keeps_decisions_until_the_erasure_even
     store.close()
     platform = open_publisher(w.state, w.bus, w.runtime.topics, PUBLISHER)
     platform.publish(  # new facts for the holder, whose age can no longer be read
-        CertificateVerified(
-            request_id="r-2",
-            holder_id=jane.holder_id,
-            certificate_key="k-2",
-            entry_id="BJ2025-I-047",
+        verified(
+            jane.holder_id,
+            "BJ2025-I-047",
+            request="r-2",
+            key="k-2",
+            code="CODE-2",
             issuer="PMI",
-            verification_code="CODE-2",
-            verified_at=datetime(2025, 12, 2, tzinfo=UTC),
-            verified_by="beijing",
-            disclaimer="authenticity only",
+            at=datetime(2025, 12, 2, tzinfo=UTC),
         )
     )
     platform.flush()

@@ -9,11 +9,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import facts
+from support.facts import T, decision_ids, ended, holder_facts, read_back
 
 from mra.core.hookspecs import hookimpl
 from mra.core.jjj import JjjDestination, treatments_setting
@@ -21,26 +23,16 @@ from mra.core.models import BenefitDecision, DecisionContext, Jurisdiction
 from mra.core.plugins import load_registry
 from mra.events.bus import InMemoryReader, InMemoryTransport, PublishError, TopicPartition
 from mra.events.consumer import DeadLetter, Delivery, LogTruncated, Processor
-from mra.events.envelope import MAX_MESSAGE_BYTES, Record, decode, encode
+from mra.events.envelope import MAX_MESSAGE_BYTES, Record, encode
 from mra.events.kafka import KafkaPublishError
 from mra.events.publisher import Publisher
-from mra.events.schemas import (
-    BenefitDecided,
-    CertificateRevoked,
-    CertificateVerified,
-    EmployerRef,
-    EmploymentEnded,
-    EmploymentStarted,
-    Event,
-    HolderRegistered,
-)
+from mra.events.schemas import CertificateRevoked, CertificateVerified, Event
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
 from mra.services.journal import Journal
 from mra.services.replay import compare, replay
 from mra.services.runtime import Runtime
 
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 TOPICS = Topics("r.", 2)
 REGISTRY = load_registry()
 FAST = {"backoff_s": 0.02, "max_backoff_s": 0.1}
@@ -112,35 +104,15 @@ class FaultyBus(InMemoryTransport):
         return FaultyReader(self, super().reader(topics, group, on_assign))
 
 
-def holder_events(i: int, j: str = "beijing", entry: str = "BJ2025-I-139") -> list[Event]:
-    h = f"h{i:03d}"
-    return [
-        HolderRegistered(holder_id=h, category="foreign", birth_date=date(1980, 1, 1)),  # type: ignore[arg-type]
-        CertificateVerified(
-            request_id=f"r{i}",
-            holder_id=h,
-            certificate_key=f"k{i}",
-            entry_id=entry,
-            issuer="x",
-            verification_code=f"C{i}",
-            verified_at=T,
-            verified_by="beijing",
-            disclaimer="authenticity only",
-        ),
-        EmploymentStarted(
-            holder_id=h,
-            jurisdiction=j,
-            employer=EmployerRef(name="E", credit_code="C", region=j),
-            started=date(2025, 9, 1),
-            years_in_scope=3,
-        ),
-    ]
+def holder_events(i: int, j: str = "beijing") -> list[Event]:
+    """Holder ``h{i:03d}``'s facts, its request, key and code numbered ``r{i}``, ``k{i}``, ``C{i}``."""
+    return holder_facts(f"h{i:03d}", j=j, born=date(1980, 1, 1), request=f"r{i}", key=f"k{i}", code=f"C{i}")
 
 
 def publish(bus: InMemoryTransport, events: Sequence[Event], ids: Sequence[str] | None = None) -> list[str]:
+    """``events`` under fresh random ids (or ``ids``), by a new publisher: a new epoch each call."""
     bus.ensure_topics(TOPICS.all())
-    pub = Publisher(bus, TOPICS, "test")
-    return [pub.publish(e, time=T, id=ids[n] if ids else None).id for n, e in enumerate(events)]
+    return facts.publish(Publisher(bus, TOPICS, "test"), events, ids=ids)
 
 
 def dead_letters(bus: InMemoryTransport) -> list[Record]:
@@ -209,8 +181,7 @@ def test_decisions_that_cannot_be_published_are_retried_never_dead_lettered(tmp_
     timer.join()
     assert stats.idle and stats.dead_lettered == 0 and bus.failures["send"] > 0
     assert stats.transient > 0
-    decided = [decode(r) for r in bus.records(TOPICS.name("benefits"))]
-    ids = [e.data.decision.decision_id for e in decided if isinstance(e.data, BenefitDecided)]
+    ids = decision_ids(e.data for e in read_back(bus, TOPICS))
     active = {d.decision_id for d in bureau.store.active_decisions()}
     assert len(active) == 5 and set(ids) == active and len(ids) == len(set(ids))
     assert dead_letters(bus) == [] and bureau.store.counts()["outbox_unsent"] == 0
@@ -352,7 +323,7 @@ def test_a_plugin_that_hangs_in_one_jurisdiction_stops_no_other(tmp_path: Path) 
 
 def _good() -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     pub = Publisher(InMemoryTransport(), TOPICS, "test")
-    return encode(pub.envelope(EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 10, 1))))
+    return encode(pub.envelope(ended("h1", on=date(2025, 10, 1))))
 
 
 def _with(headers: list[tuple[str, bytes]], **changes: bytes) -> list[tuple[str, bytes]]:
@@ -395,9 +366,9 @@ def test_a_hostile_record_is_dead_lettered_with_its_reason_and_the_consumer_goes
     mutate, reason = HOSTILE[case]
     key, value, headers = _good()
     bad_value, bad_headers = mutate(key, value, headers)
-    before = publish(bus, [EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 10, 1))])
+    before = publish(bus, [ended("h1", on=date(2025, 10, 1))])
     bus.send(TOPICS.name("holders"), key, bad_value, bad_headers)
-    after = publish(bus, [EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 10, 2))])
+    after = publish(bus, [ended("h1", on=date(2025, 10, 2))])
     journal = Journal(tmp_path / "j.db")
     stats = Processor(bus, TOPICS, ["holders"], journal, None).run(until_idle=True, timeout=10)
     assert stats.idle and stats.polled == 3 and stats.dead_lettered == 1
@@ -408,8 +379,8 @@ def test_a_hostile_record_is_dead_lettered_with_its_reason_and_the_consumer_goes
 
 def test_a_duplicate_event_id_is_applied_once_and_the_first_content_wins(tmp_path: Path) -> None:
     bus = InMemoryTransport()
-    first = EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 10, 1))
-    other = EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2026, 1, 1))
+    first = ended("h1", on=date(2025, 10, 1))
+    other = ended("h1", on=date(2026, 1, 1))
     publish(bus, [first, first, other], ids=["same", "same", "same"])
     journal = Journal(tmp_path / "j.db")
     stats = Processor(bus, TOPICS, ["holders"], journal, None).run(until_idle=True, timeout=10)
@@ -420,13 +391,13 @@ def test_a_duplicate_event_id_is_applied_once_and_the_first_content_wins(tmp_pat
 
 def test_a_fact_published_twice_decides_and_publishes_nothing_twice(tmp_path: Path) -> None:
     bus = InMemoryTransport()
-    facts = holder_events(1)
-    publish(bus, [*facts, *facts], ids=["a", "b", "c", "a", "b", "c"])
+    events = holder_events(1)
+    publish(bus, [*events, *events], ids=["a", "b", "c", "a", "b", "c"])
     runtime = Runtime(tmp_path, topics=TOPICS)
     bureau = open_bureau(runtime, "beijing", registry=REGISTRY, transport=bus, group=False, db=tmp_path / "bj.db")
     stats = bureau.run(until_idle=True, timeout=10)
     assert stats.polled == 6 and bureau.store.applied_count() == 3
-    published = [decode(r).id for r in bus.records(TOPICS.name("benefits"))]
+    published = [e.id for e in read_back(bus, TOPICS)]
     assert len(published) == len(set(published)) == len(REGISTRY.rules("beijing"))
     bureau.close()
 
@@ -451,9 +422,9 @@ def _fold(tmp: Path, events: list[Event], j: str = "beijing") -> tuple[list[str]
 
 def test_an_end_that_arrives_before_its_start_is_ignored_and_a_replay_agrees(tmp_path: Path) -> None:
     registered, verified, started = holder_events(1)
-    ended = EmploymentEnded(holder_id="h001", jurisdiction="beijing", ended=date(2025, 10, 1))
-    in_order, _ = _fold(tmp_path / "a", [registered, verified, started, ended])
-    reversed_, diff = _fold(tmp_path / "b", [registered, verified, ended, started])
+    end = ended("h001", on=date(2025, 10, 1))
+    in_order, _ = _fold(tmp_path / "a", [registered, verified, started, end])
+    reversed_, diff = _fold(tmp_path / "b", [registered, verified, end, started])
     assert in_order == []  # ended: nothing decided
     assert len(reversed_) == len(REGISTRY.rules("beijing")) and diff == []  # the end referred to nothing yet
 
@@ -513,7 +484,7 @@ def _read_then_shrink(tmp: Path, mode: str, keep: int) -> tuple[ShrunkBus, Journ
     bus = ShrunkBus()
     bus.mode = mode
     publish(
-        bus, [EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 10, d)) for d in range(1, 21)]
+        bus, [ended("h1", on=date(2025, 10, d)) for d in range(1, 21)]
     )
     journal = Journal(tmp / "j.db")
     assert Processor(bus, Topics("r.", 2), ["holders"], journal, None).run(until_idle=True, timeout=10).applied == 20
@@ -532,7 +503,7 @@ def test_a_log_shorter_than_what_was_read_stops_the_consumer_instead_of_skipping
 ) -> None:
     bus, journal = _read_then_shrink(tmp_path, mode, keep)
     if mode == "reset":  # new records are written where the old ones were
-        publish(bus, [EmploymentEnded(holder_id="h2", jurisdiction="beijing", ended=date(2025, 11, 1))])
+        publish(bus, [ended("h2", on=date(2025, 11, 1))])
     before = journal.applied_count()
     processor = Processor(bus, TOPICS, ["holders"], journal, None)
     with pytest.raises(LogTruncated, match=sign) as caught:
@@ -545,7 +516,7 @@ def test_a_low_end_reported_by_a_fetch_is_not_taken_for_a_shorter_log_when_end_o
     tmp_path: Path,
 ) -> None:
     bus, journal = _read_then_shrink(tmp_path, "stale", 100)
-    publish(bus, [EmploymentEnded(holder_id="h3", jurisdiction="beijing", ended=date(2025, 12, 1))])
+    publish(bus, [ended("h3", on=date(2025, 12, 1))])
     stats = Processor(bus, TOPICS, ["holders"], journal, None).run(until_idle=True, timeout=10)
     assert stats.idle and stats.applied == 1
 
@@ -566,7 +537,7 @@ def test_the_dead_letter_table_and_positions_survive_a_consumer_restart(tmp_path
 def test_undecodable_records_in_a_batch_that_fails_are_dead_lettered_once_and_not_read_again(tmp_path: Path) -> None:
     bus = FaultyBus()
     ids = publish(
-        bus, [EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 10, d)) for d in (1, 2)]
+        bus, [ended("h1", on=date(2025, 10, d)) for d in (1, 2)]
     )
     bus.send(TOPICS.name("holders"), b"h1", b"junk", [])  # the last record of its partition
     store = Picky(tmp_path / "j.db")

@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
+from support.facts import T, ended, registered
 
 from mra.core.errors import MraError
 from mra.events.broker import free_port, port_answers, start_broker, stop_broker
@@ -24,12 +25,11 @@ from mra.events.consumer import Processor
 from mra.events.envelope import encode
 from mra.events.kafka import KafkaPublishError, KafkaTransport
 from mra.events.publisher import Publisher
-from mra.events.schemas import EmploymentEnded, HolderRegistered
+from mra.events.schemas import HolderRegistered
 from mra.events.topics import Topics
 from mra.services.journal import Journal
 
 pytestmark = pytest.mark.broker
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 
 
 class Proxy:
@@ -128,7 +128,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[str, Proxy]]:
 
 
 def _registered(n: int, start: int = 0) -> list[HolderRegistered]:
-    return [HolderRegistered(holder_id=f"h{i}", category="foreign") for i in range(start, start + n)]  # type: ignore[arg-type]
+    return [registered(f"h{i}", born=None) for i in range(start, start + n)]
 
 
 def test_an_outage_fails_publishers_with_a_retryable_error_and_consumers_resume_after_it(
@@ -234,7 +234,7 @@ def test_a_broker_that_comes_back_with_a_shorter_log_stops_the_bureau_with_a_cle
         transport = KafkaTransport(info.bootstrap)
         transport.ensure_topics(topics.all())
         pub = Publisher(transport, topics, "test")
-        pub.publish(EmploymentEnded(holder_id="h1", jurisdiction="hebei", ended=date(2025, 10, 1)), time=T)
+        pub.publish(ended("h1", "hebei", on=date(2025, 10, 1)), time=T)
         pub.flush()
         transport.close()
         _, err = bureau.communicate(timeout=90)
@@ -303,13 +303,13 @@ def test_an_oversized_record_written_by_another_client_is_dead_lettered_truncate
 
     name = topics.name("holders")
     pub = Publisher(kafka, topics, "test")
-    _, _, headers = encode(pub.envelope(EmploymentEnded(holder_id="h1", jurisdiction="hebei", ended=date(2025, 9, 1))))
+    _, _, headers = encode(pub.envelope(ended("h1", "hebei", on=date(2025, 9, 1))))
     big = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=8_000_000)
     try:  # a well-formed event, padded past the limit
         big.send(name, key=b"h1", value=b"{" + b" " * 1_500_000 + b"}", headers=headers).get(timeout=30)
     finally:
         big.close()
-    after = pub.publish(EmploymentEnded(holder_id="h1", jurisdiction="hebei", ended=date(2025, 10, 1)), time=T).id
+    after = pub.publish(ended("h1", "hebei", on=date(2025, 10, 1)), time=T).id
     pub.flush()
     journal = Journal(tmp_path / "j.db")
     stats = Processor(kafka, topics, ["holders"], journal, None).run(until_idle=True, timeout=60)

@@ -6,67 +6,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from support.facts import World, entry_withdrawn, holder_facts
 
 from mra.core.errors import ValidationFailed
-from mra.core.ids import stable_id
 from mra.core.models import Outcome
 from mra.core.plugins import load_registry
-from mra.events.bus import InMemoryTransport
-from mra.events.publisher import Publisher
-from mra.events.schemas import (
-    CatalogueEntryWithdrawn,
-    CertificateVerified,
-    EmployerRef,
-    EmploymentStarted,
-    Event,
-    HolderRegistered,
-)
 from mra.events.topics import Topics
 from mra.services.replay import ReadOnlyTransport, Window, parse_position, parse_time, replay
-from mra.services.runtime import Runtime
 from mra.services.whatif import RuleChange, Scenario, changes, check_scenario, load_scenario
 
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 REGISTRY = load_registry()
 TOPICS = Topics("w.", 2)
 
 
-def facts(holder: str, nationality: str, entry: str) -> list[Event]:
-    category = {"CN": "mainland", "HK": "hkmotw"}.get(nationality, "foreign")
-    return [
-        HolderRegistered(holder_id=holder, category=category, birth_date=date(1980, 5, 1)),  # type: ignore[arg-type]
-        CertificateVerified(
-            request_id=f"r-{holder}",
-            holder_id=holder,
-            certificate_key=f"k-{holder}",
-            entry_id=entry,
-            issuer="x",
-            verification_code=f"CODE-{holder}",
-            verified_at=T,
-            verified_by="beijing",
-            disclaimer="authenticity only",
-        ),
-        EmploymentStarted(
-            holder_id=holder,
-            jurisdiction="beijing",
-            employer=EmployerRef(name="E", credit_code="C", region="beijing"),
-            started=date(2025, 9, 1),
-            years_in_scope=3,
-        ),
-    ]
-
-
-class World:
+class Replayed(World):
     def __init__(self, tmp: Path) -> None:
-        self.bus = InMemoryTransport()
-        self.runtime = Runtime(tmp, topics=TOPICS)
-        self.bus.ensure_topics(TOPICS.all())
-        self.pub = Publisher(self.bus, TOPICS, "test")
-        self.tmp = tmp
-
-    def publish(self, *events: Event) -> None:
-        for e in events:
-            self.pub.publish(e, time=T, id=stable_id("fact", e.model_dump_json()))
+        super().__init__(tmp, TOPICS, REGISTRY)
 
     def replay(self, name: str, **kw: object):  # type: ignore[no-untyped-def]
         return replay(self.runtime, "beijing", registry=REGISTRY, transport=self.bus, into=self.tmp / name, **kw)  # type: ignore[arg-type]
@@ -107,9 +62,9 @@ def test_times_need_their_offset() -> None:
 
 
 def test_a_replay_from_an_offset_applies_that_partition_from_there_and_the_others_whole(tmp_path: Path) -> None:
-    w = World(tmp_path)
+    w = Replayed(tmp_path)
     for i in range(8):
-        w.publish(*facts(f"h{i}", "GB", "BJ2025-I-139"))
+        w.publish(*holder_facts(f"h{i}"))
     holders = w.bus.records("w.holders")
     partition = max({r.partition for r in holders}, key=lambda p: sum(r.partition == p for r in holders))
     skipped = [r for r in holders if r.partition == partition and r.offset < 3]
@@ -130,8 +85,8 @@ def test_a_replay_from_an_offset_applies_that_partition_from_there_and_the_other
 
 
 def test_a_replay_writes_nothing_to_the_cluster_not_even_dead_letters(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(*facts("h1", "GB", "BJ2025-I-139"))
+    w = Replayed(tmp_path)
+    w.publish(*holder_facts("h1"))
     w.bus.send("w.holders", b"h1", b"not json", [("ce_specversion", b"1.0")])
     result = w.replay("r")
     assert result.counts.dead_lettered == 1 and result.counts.withheld == 1
@@ -148,12 +103,12 @@ def test_a_replay_writes_nothing_to_the_cluster_not_even_dead_letters(tmp_path: 
 
 
 def test_narrowing_a_rule_changes_exactly_the_decisions_it_no_longer_covers(tmp_path: Path) -> None:
-    w = World(tmp_path)
+    w = Replayed(tmp_path)
     w.publish(
-        *facts("hk-I", "HK", "BJ2025-I-139"),  # hkmotw, list I: covered by the work-residence permit
-        *facts("cn-I", "CN", "BJ2025-I-139"),  # mainland: still covered
-        *facts("gb-I", "GB", "BJ2025-I-139"),  # foreign: never covered
-        *facts("hk-O", "HK", "BJ2025-O-05"),  # list O: the rule is for lists I and U
+        *holder_facts("hk-I", category="hkmotw"),  # list I: covered by the work-residence permit
+        *holder_facts("cn-I", category="mainland"),  # still covered
+        *holder_facts("gb-I", category="foreign"),  # never covered
+        *holder_facts("hk-O", "BJ2025-O-05", category="hkmotw"),  # list O: the rule is for lists I and U
     )
     scenario = Scenario(rules=(RuleChange(code="bj.work_residence_permit", who=("mainland",)),))
     result = w.replay("r", what_if=scenario)
@@ -168,8 +123,8 @@ def test_narrowing_a_rule_changes_exactly_the_decisions_it_no_longer_covers(tmp_
 
 
 def test_a_disabled_rule_and_a_removed_row_are_no_longer_decided(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(*facts("a", "GB", "BJ2025-I-139"), *facts("b", "GB", "BJ2025-I-047"))
+    w = Replayed(tmp_path)
+    w.publish(*holder_facts("a"), *holder_facts("b", "BJ2025-I-047"))
     scenario = Scenario.model_validate(
         {"rules": [{"code": "bj.work_permit", "disabled": True}], "entries": [{"id": "BJ2025-I-047", "removed": True}]}
     )
@@ -182,18 +137,9 @@ def test_a_disabled_rule_and_a_removed_row_are_no_longer_decided(tmp_path: Path)
 
 
 def test_a_setting_override_is_decided_by_the_plugin_itself(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(*facts("a", "GB", "BJ2025-I-139"), *facts("b", "GB", "BJ2025-I-047"))
-    w.publish(
-        CatalogueEntryWithdrawn(
-            jurisdiction="beijing",
-            catalogue="beijing-international",
-            edition="2025",
-            entry_id="BJ2025-I-047",
-            effective=date(2025, 12, 1),
-            reason="failed monitoring",
-        )
-    )
+    w = Replayed(tmp_path)
+    w.publish(*holder_facts("a"), *holder_facts("b", "BJ2025-I-047"))
+    w.publish(entry_withdrawn("BJ2025-I-047", effective=date(2025, 12, 1), reason="failed monitoring"))
     assert REGISTRY.settings("beijing")["bj.withdrawal.decided_benefits"] == "keep"  # so the baseline keeps them
     result = w.replay("r", what_if=Scenario(settings={"bj.withdrawal.decided_benefits": "revoke"}))
     assert result.what_if is not None
@@ -232,7 +178,7 @@ def test_a_scenario_that_does_not_fit_is_refused_with_every_reason(tmp_path: Pat
     ]:
         assert words in joined, words
     assert len(problems) == 9
-    w = World(tmp_path)
+    w = Replayed(tmp_path)
     with pytest.raises(ValidationFailed, match="does not fit"):
         w.replay("r", what_if=bad)
     assert not (tmp_path / "r" / "beijing.db").exists()  # refused before anything was read
@@ -260,8 +206,8 @@ def test_a_scenario_file_is_read_and_a_bad_one_refused(tmp_path: Path) -> None:
 
 
 def test_outcome_order_in_changes_is_by_holder_then_code(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.publish(*facts("z", "HK", "BJ2025-I-139"), *facts("a", "HK", "BJ2025-I-139"))
+    w = Replayed(tmp_path)
+    w.publish(*holder_facts("z", category="hkmotw"), *holder_facts("a", category="hkmotw"))
     result = w.replay("r", what_if=Scenario(rules=(RuleChange(code="bj.work_residence_permit", who=("mainland",)),)))
     assert result.what_if is not None
     found, _ = changes(result.store, result.what_if)

@@ -11,22 +11,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from support.facts import ended, entry_withdrawn, holder_facts, publish
 
 from mra.cli import main
-from mra.core.ids import stable_id
 from mra.core.plugins import load_registry
 from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
-from mra.events.schemas import (
-    CatalogueEntryWithdrawn,
-    CertificateVerified,
-    EmployerRef,
-    EmploymentEnded,
-    EmploymentStarted,
-    Event,
-    HolderRegistered,
-)
 from mra.events.topics import Topics
 from mra.services.audit import read_log
 from mra.services.bureaus import open_bureau
@@ -34,39 +25,7 @@ from mra.services.replay import Window, replay
 from mra.services.runtime import Runtime
 
 pytestmark = pytest.mark.broker
-T = datetime(2025, 10, 1, 9, tzinfo=UTC)
 REGISTRY = load_registry()
-
-
-def facts(holder: str, nationality: str = "GB", entry: str = "BJ2025-I-139") -> list[Event]:
-    category = {"CN": "mainland", "HK": "hkmotw"}.get(nationality, "foreign")
-    return [
-        HolderRegistered(holder_id=holder, category=category, birth_date=date(1980, 5, 1)),  # type: ignore[arg-type]
-        CertificateVerified(
-            request_id=f"r-{holder}",
-            holder_id=holder,
-            certificate_key=f"k-{holder}",
-            entry_id=entry,
-            issuer="x",
-            verification_code=f"CODE-{holder}",
-            verified_at=T,
-            verified_by="beijing",
-            disclaimer="authenticity only",
-        ),
-        EmploymentStarted(
-            holder_id=holder,
-            jurisdiction="beijing",
-            employer=EmployerRef(name="E", credit_code="C", region="beijing"),
-            started=date(2025, 9, 1),
-            years_in_scope=3,
-        ),
-    ]
-
-
-def publish(pub: Publisher, events: list[Event]) -> set[str]:
-    ids = {pub.publish(e, time=T, id=stable_id("fact", e.model_dump_json())).id for e in events}
-    pub.flush()
-    return ids
 
 
 @dataclass
@@ -108,7 +67,8 @@ def test_replay_compare_against_a_live_bureau_finds_nothing_then_says_where_it_l
     state = tmp_path / "state"
     runtime = Runtime(state, bootstrap, topics)
     pub = Publisher(kafka, topics, "test-intake")
-    publish(pub, [e for i in range(6) for e in facts(f"h{i}", ("GB", "CN", "HK")[i % 3])])
+    categories = ("foreign", "mainland", "hkmotw")
+    publish(pub, [e for i in range(6) for e in holder_facts(f"h{i}", category=categories[i % 3])])
     live = open_bureau(runtime, "beijing", registry=REGISTRY, transport=kafka, group=False)
     assert live.run(until_idle=True, timeout=60).idle
     active = len(live.store.active_decisions())
@@ -121,7 +81,7 @@ def test_replay_compare_against_a_live_bureau_finds_nothing_then_says_where_it_l
     assert report["counts"]["decisions_active"] == active > 0 and report["applied"] == 18 and report["caught_up"]
     assert report["counts"]["outbox_unsent"] == 0
 
-    publish(pub, [EmploymentEnded(holder_id="h1", jurisdiction="beijing", ended=date(2025, 11, 1))])
+    publish(pub, [ended("h1", on=date(2025, 11, 1))])
     later = mra("replay", "-j", "beijing", "--compare", "--into", str(tmp_path / "r2"))
     assert later.exit_code == 4, later.output
     assert "difference(s) from the live read model" in later.output and "h1 bj." in later.output
@@ -137,14 +97,12 @@ def test_from_time_to_time_and_from_offset_apply_exactly_their_records(
 ) -> None:
     runtime = Runtime(tmp_path / "state", bootstrap, topics)
     pub = Publisher(kafka, topics, "test-intake")
-    early = publish(pub, [e for i in range(4) for e in facts(f"h{i}")])
+    early = set(publish(pub, [e for i in range(4) for e in holder_facts(f"h{i}")]))
     time.sleep(0.05)
     middle = datetime.now(UTC)
     time.sleep(0.05)
-    late = publish(
-        pub,
-        [e for i in range(4, 7) for e in facts(f"h{i}")]
-        + [EmploymentEnded(holder_id="h0", jurisdiction="beijing", ended=date(2025, 11, 1))],
+    late = set(
+        publish(pub, [e for i in range(4, 7) for e in holder_facts(f"h{i}")] + [ended("h0", on=date(2025, 11, 1))])
     )
 
     def run(name: str, window: Window):  # type: ignore[no-untyped-def]
@@ -187,18 +145,11 @@ def test_what_if_lists_exactly_the_decisions_a_rule_and_a_setting_change(
     publish(
         pub,
         [
-            *facts("hk-I", "HK", "BJ2025-I-139"),  # covered by the work-residence permit until it is narrowed
-            *facts("cn-I", "CN", "BJ2025-I-139"),
-            *facts("gb-I", "GB", "BJ2025-I-139"),
-            *facts("hk-O", "HK", "BJ2025-O-05"),  # its row is withdrawn from December
-            CatalogueEntryWithdrawn(
-                jurisdiction="beijing",
-                catalogue="beijing-international",
-                edition="2025",
-                entry_id="BJ2025-O-05",
-                effective=date(2025, 12, 1),
-                reason="failed monitoring",
-            ),
+            *holder_facts("hk-I", category="hkmotw"),  # covered by the work-residence permit until it is narrowed
+            *holder_facts("cn-I", category="mainland"),
+            *holder_facts("gb-I", category="foreign"),
+            *holder_facts("hk-O", "BJ2025-O-05", category="hkmotw"),  # its row is withdrawn from December
+            entry_withdrawn("BJ2025-O-05", effective=date(2025, 12, 1), reason="failed monitoring"),
         ],
     )
     rules = tmp_path / "what-if.toml"

@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
+from support import facts
 
 from mra.events.bus import InMemoryTransport, TopicPartition
 from mra.events.consumer import DeadLetter, Delivery, Processor
 from mra.events.envelope import Envelope, Record, decode, encode
 from mra.events.publisher import Publisher
-from mra.events.schemas import (
-    CertificateVerified,
-    EmployerRef,
-    EmploymentEnded,
-    EmploymentStarted,
-    HolderRegistered,
-    HoldersCheckpoint,
-    VerificationCheckpoint,
-)
+from mra.events.schemas import CertificateVerified, EmploymentEnded, HoldersCheckpoint, VerificationCheckpoint
 from mra.events.signing import (
     CheckpointGate,
     CheckpointPolicy,
@@ -57,21 +50,11 @@ def trusted(*signers: Signer, grants: Mapping[str, tuple[str, ...]] | None = Non
 
 
 def verified(holder: str = "h1") -> CertificateVerified:
-    return CertificateVerified(
-        request_id=f"r-{holder}",
-        holder_id=holder,
-        certificate_key=f"k-{holder}",
-        entry_id="BJ2025-I-139",
-        issuer="ACCA",
-        verification_code="CODE-1",
-        verified_at=T,
-        verified_by="beijing",
-        disclaimer="authenticity only",
-    )
+    return facts.verified(holder, issuer="ACCA", code="CODE-1", at=T)
 
 
 def ended(holder: str) -> EmploymentEnded:
-    return EmploymentEnded(holder_id=holder, jurisdiction="beijing", ended=date(2025, 11, 3))
+    return facts.ended(holder, on=date(2025, 11, 3))
 
 
 PLATFORM = Signer.generate("verification-platform")
@@ -246,7 +229,7 @@ def test_a_checkpoint_reader_applies_events_only_once_a_signed_checkpoint_covers
     pub = Publisher(bus, topics, PLATFORM.identity, signer=PLATFORM, checkpoints=CheckpointPolicy(every=100))
     for i in range(5):  # the chain runs through two topics; this reader reads only one of them
         pub.publish(verified(f"h{i}"), time=T)
-        pub.publish(HolderRegistered(holder_id=f"h{i}", category="foreign"), time=T)  # type: ignore[arg-type]
+        pub.publish(facts.registered(f"h{i}", born=None), time=T)
     store = Recorder()
     guard = checkpoint_guard(bus, topics)
     consume(bus, topics, ["verification"], guard, store)
@@ -372,15 +355,7 @@ def test_verify_chain_finds_a_changed_or_missing_event() -> None:
     pub = Publisher(bus, topics, INTAKE.identity)
     envs = [
         roundtrip(
-            pub.envelope(
-                EmploymentStarted(
-                    holder_id=f"h{i}",
-                    jurisdiction="beijing",
-                    employer=EmployerRef(name="E", credit_code="C", region="beijing"),
-                    started=date(2025, 9, 1),
-                ),
-                time=T,
-            )
+            pub.envelope(facts.started(f"h{i}", years=None), time=T)
         )
         for i in range(4)
     ]

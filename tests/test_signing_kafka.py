@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
+from support import facts
+from support.facts import registered, started
 
 from mra.core.plugins import load_registry
 from mra.events.envelope import Envelope, encode
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
-from mra.events.schemas import CertificateVerified, EmployerRef, EmploymentStarted, HolderRegistered
+from mra.events.schemas import CertificateVerified
 from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
@@ -26,17 +28,8 @@ REGISTRY = load_registry()
 
 
 def verified(holder: str, request: str) -> CertificateVerified:
-    return CertificateVerified(
-        request_id=request,
-        holder_id=holder,
-        certificate_key=f"k-{request}",
-        entry_id="BJ2025-I-139",
-        issuer="ACCA",
-        verification_code=f"CODE-{request}",
-        verified_at=T,
-        verified_by="beijing",
-        disclaimer="authenticity only",
-    )
+    """A certificate named after its request, so a forgery and the genuine one never share a key or code."""
+    return facts.verified(holder, request=request, key=f"k-{request}", code=f"CODE-{request}", issuer="ACCA", at=T)
 
 
 def test_a_forged_certificate_verified_event_is_dead_lettered_with_the_reason_and_grants_nothing(
@@ -48,18 +41,8 @@ def test_a_forged_certificate_verified_event_is_dead_lettered_with_the_reason_an
     intake = open_publisher(state, kafka, topics, "beijing-intake")
     platform = open_publisher(state, kafka, topics, "verification-platform")
     for holder in ("h-forged", "h-genuine"):
-        born = date(1980, 5, 1)
-        platform.publish(HolderRegistered(holder_id=holder, category="foreign", birth_date=born), time=T)  # type: ignore[arg-type]
-        intake.publish(
-            EmploymentStarted(
-                holder_id=holder,
-                jurisdiction="beijing",
-                employer=EmployerRef(name="E", credit_code="C", region="beijing"),
-                started=date(2025, 9, 1),
-                years_in_scope=3,
-            ),
-            time=T,
-        )
+        platform.publish(registered(holder), time=T)
+        intake.publish(started(holder), time=T)
     genuine = platform.publish(verified("h-genuine", "r-genuine"), time=T)
     intake.flush()
     platform.flush()
