@@ -1,7 +1,7 @@
 """The domain and the jurisdiction plugin contract. No Kafka, no files, no clock."""
 
-from mra.core.errors import MraError, NotFound, ValidationFailed
 from mra.core.connectors import CertificateClaim, IssuerAnswer, IssuerConnector, IssuerStatus
+from mra.core.errors import MraError, NotFound, ValidationFailed
 from mra.core.hookspecs import hookimpl, hookspec
 from mra.core.models import (
     BenefitDecision,
@@ -27,9 +27,6 @@ from mra.core.models import (
 from mra.core.settings import PolicySetting
 
 __all__ = [
-    "MraError",
-    "NotFound",
-    "ValidationFailed",
     "BenefitDecision",
     "BenefitRule",
     "CatalogueEdition",
@@ -47,10 +44,13 @@ __all__ = [
     "IssuerConnector",
     "IssuerStatus",
     "Jurisdiction",
+    "MraError",
+    "NotFound",
     "Outcome",
     "PolicySetting",
     "Provision",
     "RepealedEdition",
+    "ValidationFailed",
     "VerifiedCertificate",
     "full_years",
     "holder_category",

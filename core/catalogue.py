@@ -24,9 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
+from pydantic import ValidationError
+
 from mra.core.errors import ValidationFailed
 from mra.core.models import CatalogueEntry, CatalogueList, Experience, Issuer, Provision
-from pydantic import ValidationError
 
 __all__ = [
     "BEIJING_2025_PROVISIONS",

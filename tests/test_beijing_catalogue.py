@@ -14,6 +14,7 @@ import time
 from importlib import resources
 
 import pytest
+
 from mra.core.catalogue import (
     CSV_COLUMNS,
     Deriver,
@@ -112,7 +113,9 @@ def test_the_source_has_every_row_and_only_those() -> None:
     assert set(SOURCE) == set(CSV_ROWS)
 
 
-@pytest.mark.parametrize("key", sorted(SOURCE, key=lambda k: ("IUOM".index(k[0]), k[1])), ids=lambda k: f"{k[0]}-{k[1]}")
+@pytest.mark.parametrize(
+    "key", sorted(SOURCE, key=lambda k: ("IUOM".index(k[0]), k[1])), ids=lambda k: f"{k[0]}-{k[1]}"
+)
 def test_row_matches_the_notice(edition: CatalogueEdition, key: tuple[str, int]) -> None:
     name, issuer_text, country, fields, remark = SOURCE[key]
     row = CSV_ROWS[key]
@@ -207,7 +210,10 @@ def test_issuers_come_from_the_issuer_column(edition: CatalogueEdition) -> None:
 
 
 def test_issuers_round_trip() -> None:
-    text = "伦敦银行与金融学院|The London Institute of Banking & Finance ; 国际商会|The International Chamber of Commerce"
+    text = (
+        "伦敦银行与金融学院|The London Institute of Banking & Finance ; "
+        "国际商会|The International Chamber of Commerce"
+    )
     assert format_issuers(parse_issuers(text)) == text
     assert parse_issuers("香港会计师公会|")[0].name_en == ""
 
@@ -280,7 +286,9 @@ def test_title_conditions(edition: CatalogueEdition) -> None:
 PROVISIONS = {
     "native_speaker_waived": ("I-13", "I-68"),
     "universal_studios_exempt": ("I-93…96",),
-    "cpa_practice_requires_cn_cpa": ("I-27", "I-28", "I-33…37", "I-139", "I-140", "I-142", "I-143", "U-8", "M-3", "M-4"),
+    "cpa_practice_requires_cn_cpa": (
+        "I-27", "I-28", "I-33…37", "I-139", "I-140", "I-142", "I-143", "U-8", "M-3", "M-4"
+    ),
     "cn_cpa_exam_partial_exemption": ("I-35", "I-37"),
     "cn_cpa_course_exemption": ("I-139", "I-140", "I-142", "I-143", "M-3…6"),
     "short_term_medical_licence": ("I-102…105",),
@@ -357,7 +365,8 @@ LISTS = (
 HEADER = ",".join(CSV_COLUMNS)
 GOOD = (
     f"{HEADER}\n"
-    "TJ2024-I-01,I,1,甲证书,某协会 Some Society,英国,金融、会计,从事3年以上审计相关工作。对应中级职称需符合条件。,某协会|Some Society,SS,\n"
+    "TJ2024-I-01,I,1,甲证书,某协会 Some Society,英国,金融、会计,"
+    "从事3年以上审计相关工作。对应中级职称需符合条件。,某协会|Some Society,SS,\n"
     "TJ2024-I-02,I,2,乙证书,乙会,,教育,具备教师资格的从事2年以上教学工作。,乙会|,,\n"
     "TJ2024-M-01,M,1,甲证书,某协会 Some Society,英国,金融,与乙会认证互认。,某协会|Some Society,,TJ2024-I-01\n"
 )
@@ -393,4 +402,5 @@ def test_parser_rejects_bad_data(text: str, reason: str) -> None:
 def test_deriver_is_deterministic() -> None:
     remark = "FGA 证书须从事 2 年以上彩色宝石鉴定相关工作,DGA 证书须从事 2 年以上钻石鉴定相关工作。"
     assert Deriver().derive(remark) == Deriver().derive(remark)
-    assert Deriver().derive("在京从事注册会计师业务,须通过中国注册会计师考试及在北京注册会计师协会注册后执业。").experience == ()
+    cpa = "在京从事注册会计师业务,须通过中国注册会计师考试及在北京注册会计师协会注册后执业。"
+    assert Deriver().derive(cpa).experience == ()

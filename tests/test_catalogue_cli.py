@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from mra.cli import cli
 from mra.core.errors import NotFound
 
@@ -37,7 +38,7 @@ def test_list_json_has_163_qualifications_and_7_designations() -> None:
     assert Counter(r["list"] for r in rows) == {"I": 143, "U": 9, "O": 11, "M": 7}
     assert sum(1 for r in rows if r["designates"] is None) == 163
     assert all(r["designates"].startswith("BJ2025-I-") for r in rows if r["list"] == "M")
-    assert all(ENTRY_KEYS <= r.keys() and r["jurisdiction"] == "beijing" for r in rows)
+    assert all(r.keys() >= ENTRY_KEYS and r["jurisdiction"] == "beijing" for r in rows)
     assert len({r["id"] for r in rows}) == 170
     assert run_json("catalogue", "list", "-j", "beijing") == rows
 
@@ -113,9 +114,13 @@ def test_errors_through_the_installed_command() -> None:
     assert done.stdout == ""
     assert done.stderr.startswith("Error: no catalogue entry 'Q-7'") and len(done.stderr.splitlines()) == 1
     assert "Traceback" not in done.stderr
-    done = subprocess.run([MRA, "catalogue", "list", "-j", "atlantis"], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [MRA, "catalogue", "list", "-j", "atlantis"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode != 0 and "atlantis" in done.stderr and "Traceback" not in done.stderr
     done = subprocess.run([MRA, "catalogue", "search", " "], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0 and "empty" in done.stderr
-    done = subprocess.run([MRA, "catalogue", "list", "--list", "X"], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [MRA, "catalogue", "list", "--list", "X"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2 and "--list" in done.stderr

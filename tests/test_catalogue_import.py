@@ -17,7 +17,8 @@ from mra.events.topics import Topics
 
 HEADER = "id,list,seq,name,issuer_text,country,fields,remark,issuers,aliases,designates\n"
 ROWS = (
-    "TJ20-A-01,A,1,示例资格甲,示例协会 Example Society,英国,金融,从事2年以上金融相关工作。,示例协会|Example Society,EXS,\n"
+    "TJ20-A-01,A,1,示例资格甲,示例协会 Example Society,英国,金融,从事2年以上金融相关工作。,"
+    "示例协会|Example Society,EXS,\n"
     "TJ20-A-02,A,2,示例资格乙,示例学会,美国,工程、建筑,从事工程相关工作。,示例学会|,,\n"
 )
 ARGS = ["--edition", "2.0", "--effective", "2024-08-01", "--document", "天津市境外职业资格认可目录(2.0版)"]
