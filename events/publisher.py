@@ -3,22 +3,89 @@
 With a :class:`~mra.events.signing.Signer`, a publisher proves its events: each one signed (``mrasig``), or, with a
 :class:`~mra.events.signing.CheckpointPolicy`, signed checkpoints over its chain every N events or T ms and at
 every flush (one copy on each topic the covered events went to).
+
+Each event is serialised once: the body bytes that are hashed are the bytes that are signed and sent (they ride
+on the :class:`~mra.events.envelope.Envelope`). Headers that are the same for every event of a publisher
+instance (specversion, content type, source, publisher, epoch) are encoded once, when the instance starts.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time as _time
-import uuid
 from datetime import UTC, datetime
 
 from mra.events.bus import Transport
-from mra.events.envelope import Envelope, Stamp, body_bytes, content_hash, encode, time_text
-from mra.events.schemas import Checkpoint, Event
-from mra.events.signing import CheckpointPolicy, Signer, make_checkpoint
+from mra.events.envelope import (
+    CONTENT_TYPE_HEADER,
+    KEY_ATTR,
+    SIGNATURE_ATTR,
+    SPECVERSION_HEADER,
+    Envelope,
+    Stamp,
+    body_bytes,
+    encode,
+    new_envelope,
+    sha256_hex,
+)
+from mra.events.schemas import Checkpoint, Event, checkpoint_class
+from mra.events.signing import CheckpointPolicy, Signer, canonical_event, make_checkpoint
 from mra.events.topics import Topics
 
 __all__ = ["Publisher"]
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def _fresh_ids() -> list[str]:
+    """1024 random (version 4) UUIDs in canonical text form, as ``str(uuid.uuid4())`` gives, from one draw of
+    16 KiB of OS randomness (reading it releases the GIL: once per 1024 events, not once per event)."""
+    h = os.urandom(16384).hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}-{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-"
+        f"{h[i + 20 : i + 32]}"
+        for i in range(0, 32768, 32)
+    ]
+
+
+class _Ids:
+    """Event ids made 1024 at a time; each is handed out once (``list.pop`` is atomic), never to a forked child."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def reset(self) -> None:
+        self.ids = []
+
+    def next(self) -> str:
+        try:
+            return self.ids.pop()
+        except IndexError:
+            self.ids = fresh = _fresh_ids()
+            return fresh.pop()
+
+
+_IDS = _Ids()
+os.register_at_fork(after_in_child=_IDS.reset)  # a child process must not repeat its parent's ids
+
+
+def _length_prefixed(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "big") + b
+
+
+class _Kind:
+    """What a publisher needs of one event class, worked out once: its type, topic and their encodings."""
+
+    __slots__ = ("ce_type", "is_checkpoint", "topic", "topic_name", "type_header", "type_part")
+
+    def __init__(self, cls: type[Event], topics: Topics) -> None:
+        self.ce_type = cls.ce_type()
+        self.topic = cls.TOPIC
+        self.topic_name = topics.name(cls.TOPIC)
+        self.type_header = ("ce_type", self.ce_type.encode())
+        self.type_part = _length_prefixed(self.type_header[1])
+        self.is_checkpoint = issubclass(cls, Checkpoint)
 
 
 class Publisher:
@@ -44,56 +111,147 @@ class Publisher:
         self.source = source or f"/mra/{identity}"
         self.signer = signer
         self.checkpoints = checkpoints
-        self.epoch = uuid.uuid4().hex
+        self.epoch = self._new_id().replace("-", "")
         self._seq = 0
         self._prev = ""
         self._lock = threading.Lock()
-        # checkpoint mode: (seq, hash, logical topic, is a checkpoint) of events not yet covered
+        # checkpoint mode: (seq, hash, logical topic, is a checkpoint) of events not yet covered, and how many
+        # of them are not checkpoints
         self._pending: list[tuple[int, str, str, bool]] = []
+        self._pending_events = 0
         self._covered_prev = ""
         self._pending_since = 0.0
+        # encoded once for every event of this instance
+        self._source_header = ("ce_source", self.source.encode())
+        self._source_part = _length_prefixed(self._source_header[1])
+        self._publisher_header = ("ce_mrapublisher", identity.encode())
+        self._epoch_header = ("ce_mraepoch", self.epoch.encode())
+        self._kinds: dict[type[Event], _Kind] = {}
 
-    def envelope(self, data: Event, *, id: str | None = None, time: datetime | None = None) -> Envelope:
-        """Stamp ``data`` as this instance's next event (the stamp is taken whether or not it is sent)."""
-        when = (time or datetime.now(UTC)).astimezone(UTC)
-        ident = id or str(uuid.uuid4())
-        ce_type = data.ce_type()
+    # ids ---------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _new_id() -> str:
+        """A random (version 4) UUID in its canonical text form, as ``str(uuid.uuid4())`` gives."""
+        return _IDS.next()
+
+    def _kind(self, cls: type[Event]) -> _Kind:
+        kind = self._kinds.get(cls)
+        if kind is None:
+            kind = self._kinds[cls] = _Kind(cls, self.topics)
+        return kind
+
+    # publishing --------------------------------------------------------------------------------------------------
+    def envelope(
+        self, data: Event, *, id: str | None = None, time: datetime | None = None, body: bytes | None = None
+    ) -> Envelope:
+        """Stamp ``data`` as this instance's next event (the stamp is taken whether or not it is sent).
+
+        ``body``: as for :meth:`publish`.
+        """
+        return self._stamp(data, id, time, body)[0]
+
+    def _stamp(
+        self, data: Event, id: str | None, time: datetime | None, body: bytes | None
+    ) -> tuple[Envelope, _Kind, str, bool]:
+        """The stamped envelope, what its class needs, its ``ce_time`` text, and whether a checkpoint is due."""
+        when = datetime.now(UTC) if time is None else time.astimezone(UTC)
+        when_text = when.isoformat().replace("+00:00", "Z")
+        ident = id or _IDS.next()
+        kind = self._kinds.get(type(data)) or self._kind(type(data))
         subject = data.subject()
-        digest = content_hash(ident, self.source, ce_type, time_text(when), subject, body_bytes(data))
+        if body is None:
+            body = body_bytes(data)
+        i, w, j = ident.encode(), when_text.encode(), subject.encode()
+        digest = sha256_hex(
+            b"".join(
+                (
+                    len(i).to_bytes(4, "big"),
+                    i,
+                    self._source_part,
+                    kind.type_part,
+                    len(w).to_bytes(4, "big"),
+                    w,
+                    len(j).to_bytes(4, "big"),
+                    j,
+                    body,
+                )
+            )
+        )  # content_hash(ident, self.source, kind.ce_type, when_text, subject, body), parts encoded once
+        due = False
+        policy = self.checkpoints
         with self._lock:
             stamp = Stamp(self.identity, self.epoch, self._seq, self._prev)
             self._seq += 1
             self._prev = digest
-            if self.checkpoints is not None:
-                is_checkpoint = isinstance(data, Checkpoint)
-                if not is_checkpoint and not any(not p[3] for p in self._pending):
-                    self._pending_since = _time.monotonic()
-                self._pending.append((stamp.seq, digest, data.TOPIC, is_checkpoint))
-        env = Envelope(ident, self.source, ce_type, when, subject, data.partition_key(), data, stamp, {}, digest)
-        if self.signer is not None and self.checkpoints is None:
-            env = self.signer.sign_event(env)
-        return env
+            if policy is not None:
+                self._pending.append((stamp.seq, digest, kind.topic, kind.is_checkpoint))
+                if not kind.is_checkpoint:
+                    if self._pending_events == 0:
+                        self._pending_since = _time.monotonic()
+                    self._pending_events += 1
+                    due = (
+                        self._pending_events >= policy.every
+                        or (_time.monotonic() - self._pending_since) * 1000 >= policy.ms
+                    )
+        extensions: dict[str, str] = {}
+        env = new_envelope(
+            ident,
+            self.source,
+            kind.ce_type,
+            when,
+            subject,
+            data.partition_key(),
+            data,
+            stamp,
+            extensions,
+            digest,
+            (data, body),
+        )
+        signer = self.signer
+        if signer is not None and policy is None:  # as Signer.sign_event, without copying the envelope
+            extensions[SIGNATURE_ATTR] = signer.sign(canonical_event(env, signer.key_id))
+            extensions[KEY_ATTR] = signer.key_id
+        return env, kind, when_text, due
 
-    def publish(self, data: Event, *, id: str | None = None, time: datetime | None = None) -> Envelope:
-        """Queue ``data`` on its topic; call :meth:`flush` before reporting it published."""
-        env = self.envelope(data, id=id, time=time)
-        self.send(env)
-        if self.checkpoints is not None and not isinstance(data, Checkpoint):
-            self._maybe_checkpoint()
+    def publish(
+        self, data: Event, *, id: str | None = None, time: datetime | None = None, body: bytes | None = None
+    ) -> Envelope:
+        """Queue ``data`` on its topic; call :meth:`flush` before reporting it published.
+
+        ``body``, if given, must be ``data``'s serialised form, ``data.model_dump_json(by_alias=True).encode()``,
+        say as an outbox stored it: ``publish(event, id=..., time=..., body=stored)`` hashes, signs and sends those
+        bytes as they are instead of serialising ``event`` again. Nothing checks that they match ``event``.
+        """
+        env, kind, when_text, due = self._stamp(data, id, time, body)
+        stamp = env.stamp
+        assert stamp is not None and env.serialised is not None
+        subject = env.subject
+        headers = [
+            SPECVERSION_HEADER,
+            ("ce_id", env.id.encode()),
+            self._source_header,
+            kind.type_header,
+            ("ce_time", when_text.encode()),
+            CONTENT_TYPE_HEADER,
+            self._publisher_header,
+            self._epoch_header,
+            ("ce_mraseq", str(stamp.seq).encode()),
+            ("ce_mraprev", stamp.prev.encode()),
+            ("ce_mrahash", env.hash.encode()),
+        ]
+        if subject:
+            headers.insert(6, ("ce_subject", subject.encode()))
+        for name, value in env.extensions.items():
+            headers.append((f"ce_{name}", value.encode()))
+        self.transport.send(kind.topic_name, env.key.encode(), env.serialised[1], headers)
+        if due:
+            self.checkpoint()
         return env
 
     def send(self, env: Envelope) -> None:
+        """Send an envelope made earlier (by :meth:`envelope`, or read and re-published) as it is."""
         key, value, headers = encode(env)
         self.transport.send(self.topics.name(env.data.TOPIC), key, value, headers)
-
-    def _maybe_checkpoint(self) -> None:
-        policy = self.checkpoints
-        assert policy is not None
-        with self._lock:
-            real = sum(1 for p in self._pending if not p[3])
-            due = real >= policy.every or (real and (_time.monotonic() - self._pending_since) * 1000 >= policy.ms)
-        if due:
-            self.checkpoint()
 
     def checkpoint(self) -> int:
         """Sign and send a checkpoint over every event not yet covered; return how many copies were sent.
@@ -104,19 +262,31 @@ class Publisher:
             return 0
         with self._lock:
             pending = self._pending
-            if not any(not p[3] for p in pending):
+            if not self._pending_events:
                 return 0
             self._pending = []
+            self._pending_events = 0
             prev = self._covered_prev
             self._covered_prev = pending[-1][1]
         hashes = [p[1] for p in pending]
         topics = list(dict.fromkeys(p[2] for p in pending if not p[3]))
+        first: Checkpoint | None = None
+        body = b""
         sent = 0
         for topic in topics:
-            cp = make_checkpoint(self.signer, self.epoch, pending[0][0], prev, hashes, topic)
-            if cp is not None:
-                self.send(self.envelope(cp))
-                sent += 1
+            cls = checkpoint_class(topic)
+            if cls is None:
+                continue
+            if first is None:
+                first = make_checkpoint(self.signer, self.epoch, pending[0][0], prev, hashes, topic)
+                if first is None:
+                    return 0
+                cp: Checkpoint = first
+                body = body_bytes(first)
+            else:  # the signature does not cover the topic: every copy carries the same fields and body
+                cp = cls.model_construct(**dict(first))
+            self.send(self.envelope(cp, body=body))
+            sent += 1
         return sent
 
     def flush(self, timeout: float | None = 30.0) -> None:
