@@ -493,8 +493,9 @@ class BureauStore(SqliteStore):
             return 0
         kinds: dict[str, type[Event]] = {"BenefitDecided": BenefitDecided, "BenefitWithdrawn": BenefitWithdrawn}
         for row in rows:
-            event = kinds[row["type"]].model_validate_json(row["body"])
-            self.publisher.publish(event, id=row["event_id"], time=_dt(row["time"]))
+            body = row["body"].encode()
+            event = kinds[row["type"]].model_validate_json(body)
+            self.publisher.publish(event, id=row["event_id"], time=_dt(row["time"]), body=body)
         self.publisher.flush()
         with self.transaction() as db:
             db.execute("UPDATE outbox SET sent = 1 WHERE seq <= ? AND sent = 0", (rows[-1]["seq"],))
