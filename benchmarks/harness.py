@@ -75,9 +75,18 @@ class Figure:
         s.runs.append(value)
 
     def ratio(self, key: str, top: str, bottom: str, target: str | None = None) -> None:
-        """``top / bottom`` of the medians; ``target`` like ``>= 0.8`` or ``<= 3``."""
-        a, b = self.series[top].median, self.series[bottom].median
-        value = a / b if b else float("nan")
+        """``top / bottom``; ``target`` like ``>= 0.8`` or ``<= 3``.
+
+        Where both series have a run per repeat, the median of the per-repeat ratios: each repeat runs its
+        variants back to back, so pairing them cancels the drift of a shared machine between repeats. Otherwise
+        the ratio of the medians.
+        """
+        tops, bottoms = self.series[top].runs, self.series[bottom].runs
+        if len(tops) == len(bottoms) and all(bottoms):
+            value = median([a / b for a, b in zip(tops, bottoms, strict=True)])
+        else:
+            b = median(bottoms)
+            value = median(tops) / b if b else float("nan")
         self.ratios[key] = value
         if target is not None:
             self.targets[key] = target
