@@ -52,7 +52,7 @@ from mra.events.schemas import (
     HolderRegistered,
 )
 from mra.services.privacy import ErasedHolder, PersonalData, is_sealed
-from mra.services.store import SqliteStore
+from mra.services.store import Outbox, SqliteStore
 
 __all__ = ["BUREAU_TOPICS", "ActiveDecision", "BureauStore"]
 
@@ -131,10 +131,6 @@ class BureauStore(SqliteStore):
         holder_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL, decisions TEXT NOT NULL, ages TEXT NOT NULL,
         event_id TEXT NOT NULL
     );
-    CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
-        body TEXT NOT NULL, time TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
-    );
     """
 
     def __init__(
@@ -153,6 +149,7 @@ class BureauStore(SqliteStore):
         self.info = registry.jurisdiction(jurisdiction)
         self.publisher = publisher
         self.settings = registry.settings(jurisdiction, settings)
+        self.outbox = Outbox(self)  # columns type, body, time: ``type`` is the event class's name
         self.published = 0
         self._dirty: set[str] = set()
 
@@ -476,10 +473,7 @@ class BureauStore(SqliteStore):
         decides but never publishes."""
         if self.publisher is None:
             return
-        db.execute(
-            "INSERT OR IGNORE INTO outbox (event_id, type, body, time) VALUES (?, ?, ?, ?)",
-            (stable_id(*id_parts), kind.__name__, body, _ts(time)),
-        )
+        self.outbox.queue(db, stable_id(*id_parts), kind.__name__, body, time.astimezone(UTC))
 
     def after_commit(self) -> None:
         self.relay()
@@ -488,19 +482,10 @@ class BureauStore(SqliteStore):
         """Publish unsent outbox rows, flush, then mark them sent. A crash in between re-sends the same ids."""
         if self.publisher is None:
             return 0
-        rows = self.db.execute("SELECT * FROM outbox WHERE sent = 0 ORDER BY seq").fetchall()
-        if not rows:
-            return 0
         kinds: dict[str, type[Event]] = {"BenefitDecided": BenefitDecided, "BenefitWithdrawn": BenefitWithdrawn}
-        for row in rows:
-            body = row["body"].encode()
-            event = kinds[row["type"]].model_validate_json(body)
-            self.publisher.publish(event, id=row["event_id"], time=_dt(row["time"]), body=body)
-        self.publisher.flush()
-        with self.transaction() as db:
-            db.execute("UPDATE outbox SET sent = 1 WHERE seq <= ? AND sent = 0", (rows[-1]["seq"],))
-        self.published += len(rows)
-        return len(rows)
+        sent = self.outbox.relay(self.publisher, kinds)
+        self.published += sent
+        return sent
 
     # queries -----------------------------------------------------------------------------------------------------
     def active_decisions(self, holder_id: str | None = None) -> list[BenefitDecision]:

@@ -2,20 +2,25 @@
 
 A read model is a cache of the topics: it can always be rebuilt by replay. What makes it safe to kill
 at any moment is that the change an event causes, the event's id and the partition's next offset are
-committed together, and an event id already applied is never applied again.
+committed together, and an event id already applied is never applied again. A store that publishes what it
+decides does it through an :class:`Outbox`, on the same terms.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from mra.events.bus import TopicPartition
 from mra.events.consumer import DeadLetter, Delivery
+from mra.events.publisher import Publisher
+from mra.events.schemas import Event, upcast
 
-__all__ = ["SqliteStore"]
+__all__ = ["Outbox", "SqliteStore"]
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracking (
@@ -121,3 +126,76 @@ class SqliteStore:
 
     def set_meta(self, db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+_OUTBOX_NEEDS = ("type", "body", "time")
+
+
+class Outbox:
+    """The ``outbox`` table of a store: events owed to the topics, queued in the transaction of the change that
+    causes them, published after it commits under the ids and times they were queued with, then marked sent.
+
+    A crash after publishing and before marking re-sends the same ids, which every reader dedupes; a crash before
+    publishing leaves the rows for the next relay. ``columns`` are the table's columns between ``event_id`` and
+    ``sent``, in their order, all ``TEXT NOT NULL``: ``type``, ``body`` and ``time``, and any the store adds (given
+    to :meth:`queue` by name). The table is created here, so each store keeps the layout it has always had.
+    """
+
+    def __init__(self, store: SqliteStore, columns: Sequence[str] = _OUTBOX_NEEDS) -> None:
+        missing = [c for c in _OUTBOX_NEEDS if c not in columns]
+        if missing:
+            raise ValueError(f"an outbox needs the columns {', '.join(missing)}")
+        self.store = store
+        self.columns = tuple(columns)
+        self.extra = frozenset(self.columns) - set(_OUTBOX_NEEDS)
+        self._insert = (
+            f"INSERT OR IGNORE INTO outbox (event_id, {', '.join(self.columns)}) "
+            f"VALUES ({', '.join('?' * (len(self.columns) + 1))})"
+        )
+        store.db.execute(self.schema(self.columns))
+
+    @staticmethod
+    def schema(columns: Sequence[str] = _OUTBOX_NEEDS) -> str:
+        """The table's DDL (``CREATE TABLE IF NOT EXISTS``: an existing table is left as it is)."""
+        middle = "".join(f"{c} TEXT NOT NULL, " for c in columns)
+        return (
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            f"event_id TEXT NOT NULL UNIQUE, {middle}sent INTEGER NOT NULL DEFAULT 0)"
+        )
+
+    def queue(
+        self, db: sqlite3.Connection, event_id: str, type_name: str, body: str, time: datetime, **extra: str
+    ) -> bool:
+        """Queue an event already serialised (``body``), inside the caller's transaction ``db``; say whether it is
+        new (an id already queued is kept as it was). ``time`` is stored as its ISO text, offset and all."""
+        if set(extra) != self.extra:
+            raise ValueError(f"this outbox's extra columns are {sorted(self.extra)}, got {sorted(extra)}")
+        values = {"type": type_name, "body": body, "time": time.isoformat(), **extra}
+        return bool(db.execute(self._insert, (event_id, *(values[c] for c in self.columns))).rowcount)
+
+    def unsent(self) -> list[sqlite3.Row]:
+        """The rows not yet marked sent, in the order they were queued."""
+        return self.store.db.execute("SELECT * FROM outbox WHERE sent = 0 ORDER BY seq").fetchall()
+
+    def relay(self, publisher: Publisher, kinds: Mapping[str, type[Event]]) -> int:
+        """Publish every unsent row in order, flush, then mark them sent; return how many were published.
+
+        A row whose ``type`` is in ``kinds`` is published with its stored body bytes as they are; any other type
+        is read as a CloudEvents type and upcast to its current version, then serialised again.
+        """
+        rows = self.unsent()
+        if not rows:
+            return 0
+        for row in rows:
+            body = row["body"].encode()
+            at = datetime.fromisoformat(row["time"])
+            cls = kinds.get(row["type"])
+            if cls is not None:
+                publisher.publish(cls.model_validate_json(body), id=row["event_id"], time=at, body=body)
+            else:
+                current, data = upcast(row["type"], json.loads(body))
+                publisher.publish(current.model_validate(data), id=row["event_id"], time=at)
+        publisher.flush()
+        with self.store.transaction() as db:
+            db.execute("UPDATE outbox SET sent = 1 WHERE seq <= ? AND sent = 0", (rows[-1]["seq"],))
+        return len(rows)
