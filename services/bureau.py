@@ -84,6 +84,13 @@ def _with_decision_id(ident: str, content: str) -> str:
     return f'{{"decision_id":{json.dumps(ident)},{content[1:]}'
 
 
+def _with_review(d: BenefitDecision, review: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(d.model_dump_json())
+    if review:
+        out["review"] = review
+    return out
+
+
 def _personal_state(row: sqlite3.Row | None) -> str | None:
     """How the read model holds a birth date: erased, sealed (readable through the key store), plain, or not at all."""
     if row is None:
@@ -336,7 +343,8 @@ class BureauStore(SqliteStore):
             if cert["expires"] and date.fromisoformat(cert["expires"]) < at.date():
                 continue
             gone = withdrawn.get(cert["entry_id"])
-            if gone is not None and (self._withdrawal_revokes() or at.date() >= date.fromisoformat(gone["effective"])):
+            revokes = self._withdrawal_policy() == "revoke"
+            if gone is not None and (revokes or at.date() >= date.fromisoformat(gone["effective"])):
                 continue
             facts = HolderFacts(
                 holder_id=holder_id,
@@ -437,11 +445,26 @@ class BureauStore(SqliteStore):
         ]
         return max((_dt(t) for t in times), default=datetime(1970, 1, 1, tzinfo=UTC))
 
-    def _withdrawal_revokes(self) -> bool:
+    def _withdrawal_policy(self) -> str:
         """What an entry's withdrawal does to benefits decided before it: the jurisdiction's policy setting
-        ``<prefix>.withdrawal.decided_benefits`` ("revoke" withdraws them; otherwise they stand). Either way
-        nothing new is decided on a withdrawn entry from its effective date."""
-        return self.settings.get(f"{self.info.prefix}.withdrawal.decided_benefits", "revoke") == "revoke"
+        ``<prefix>.withdrawal.decided_benefits``. "revoke" withdraws them; "keep" lets them stand; "review" lets
+        them stand and lists them for review (:meth:`under_review`, ``holder show``, ``bureau status``). Whatever
+        it says, nothing new is decided on a withdrawn entry from its effective date."""
+        return str(self.settings.get(f"{self.info.prefix}.withdrawal.decided_benefits", "revoke"))
+
+    def under_review(self, holder_id: str | None = None) -> dict[str, str]:
+        """Active decisions on withdrawn catalogue entries, by id, with why they are to be reviewed: empty unless
+        the withdrawal policy is "review"."""
+        if self._withdrawal_policy() != "review":
+            return {}
+        q = (
+            "SELECT d.decision_id, w.entry_id, w.effective, w.reason FROM decisions d "
+            "JOIN certificates c ON c.certificate_key = d.certificate_key "
+            "JOIN withdrawn_entries w ON w.entry_id = c.entry_id WHERE d.active = 1"
+        )
+        rows = self.db.execute(q + " AND d.holder_id = ?", (holder_id,)) if holder_id else self.db.execute(q)
+        key = f"{self.info.prefix}.withdrawal.decided_benefits"
+        return {r[0]: f"catalogue entry {r[1]} withdrawn from {r[2]} ({r[3]}): review ({key} = review)" for r in rows}
 
     def _withdrawal_reason(
         self, db: sqlite3.Connection, holder_id: str, certificate_key: str, latest: datetime
@@ -498,6 +521,7 @@ class BureauStore(SqliteStore):
 
     def holder(self, holder_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM holders WHERE holder_id = ?", (holder_id,)).fetchone()
+        reviews = self.under_review(holder_id)
         certs = self.db.execute("SELECT * FROM certificates WHERE holder_id = ?", (holder_id,)).fetchall()
         emps = self.db.execute(
             "SELECT * FROM employments WHERE holder_id = ? ORDER BY started", (holder_id,)
@@ -532,7 +556,7 @@ class BureauStore(SqliteStore):
                 }
                 for e in emps
             ],
-            "decisions": [json.loads(d.model_dump_json()) for d in self.active_decisions(holder_id)],
+            "decisions": [_with_review(d, reviews.get(d.decision_id)) for d in self.active_decisions(holder_id)],
         }
 
     def counts(self) -> dict[str, int]:
@@ -548,6 +572,7 @@ class BureauStore(SqliteStore):
                 f"SELECT count(*) FROM decisions WHERE active = 1 AND outcome = '{Outcome.ELIGIBLE.value}'"
             ),
             "decisions_withdrawn": one("SELECT count(*) FROM decisions WHERE active = 0"),
+            "decisions_under_review": len(self.under_review()),
             "outbox_unsent": one("SELECT count(*) FROM outbox WHERE sent = 0"),
             "dead_letters": one("SELECT count(*) FROM dead_letters"),
         }

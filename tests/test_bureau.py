@@ -156,7 +156,7 @@ def test_an_expired_certificate_decides_nothing_after_its_expiry(tmp_path: Path)
     assert b.store.active_decisions("h1") == []
 
 
-@pytest.mark.parametrize(("setting", "kept"), [("keep", True), ("revoke", False)])
+@pytest.mark.parametrize(("setting", "kept"), [("keep", True), ("review", True), ("revoke", False)])
 def test_an_entry_withdrawal_follows_the_policy_setting(tmp_path: Path, setting: str, kept: bool) -> None:
     w = world(tmp_path)
     w.publish(*facts())
@@ -165,8 +165,18 @@ def test_an_entry_withdrawal_follows_the_policy_setting(tmp_path: Path, setting:
     b = w.bureau("beijing", "b")
     b.store.settings["bj.withdrawal.decided_benefits"] = setting
     b.run(until_idle=True, timeout=10)
-    assert bool(b.store.active_decisions("h1")) is kept  # decided before the withdrawal
+    kept_decisions = b.store.active_decisions("h1")
+    assert bool(kept_decisions) is kept  # decided before the withdrawal
     assert b.store.active_decisions("h2") == []  # nothing new on a withdrawn entry
+    shown = b.store.holder("h1")
+    assert shown is not None
+    reviews = [d.get("review") for d in shown["decisions"]]
+    if setting == "review":  # every kept decision is listed for review, with the withdrawal's words
+        assert len(b.store.under_review()) == len(kept_decisions) == b.store.counts()["decisions_under_review"]
+        assert all(r and "BJ2025-I-139 withdrawn from 2026-01-01 (monitoring)" in r for r in reviews)
+    else:
+        assert b.store.under_review() == {} and b.store.counts()["decisions_under_review"] == 0
+        assert reviews == [None] * len(kept_decisions)
 
 
 def test_published_decisions_are_exactly_what_their_models_serialise(tmp_path: Path) -> None:
