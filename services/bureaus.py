@@ -56,7 +56,13 @@ def open_bureau(
     group_id = f"{runtime.topics.prefix}bureau-{jurisdiction}" if group else None
     guard = runtime.guard(transport, path.with_name(f"{path.stem}.checkpoints.db"))
     processor = Processor(
-        transport, runtime.topics, BUREAU_TOPICS, guard.wrap(store), group_id, validate=guard.validate
+        transport,
+        runtime.topics,
+        BUREAU_TOPICS,
+        guard.wrap(store),
+        group_id,
+        validate=guard.validate,
+        name=group_id or f"bureau-{jurisdiction}",  # who set a dead letter aside, with or without a group
     )
     return Bureau(jurisdiction, store, processor, transport)
 

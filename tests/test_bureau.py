@@ -215,3 +215,13 @@ def test_a_holder_is_decided_once_per_batch_with_the_same_result_as_event_by_eve
     assert [d.decision_id for d in batch] == [d.decision_id for d in single]
     for out in (batch_out, single_out):
         assert sorted(decision_ids(out)) == [d.decision_id for d in batch]
+
+
+def test_a_bureau_names_itself_on_what_it_dead_letters(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    w.bus.send(w.runtime.topics.name("holders"), b"h1", b"not an event", [])
+    b = w.bureau("beijing")
+    stats = b.run(until_idle=True, timeout=10)
+    assert stats.dead_lettered == 1
+    [letter] = w.bus.records(w.runtime.topics.name("deadletter"))
+    assert dict(letter.headers)["mra_dlq_consumer"] == b"bureau-beijing"
