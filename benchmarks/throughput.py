@@ -174,7 +174,7 @@ def _replay_run(b: Bench, runtime: Runtime, expect: int) -> tuple[float, int]:
         try:
             if result.stats.applied != expect:
                 raise RuntimeError(f"replay applied {result.stats.applied} of {expect}: {result.stats.errors}")
-            return seconds, len(result.store.active_decisions())
+            return seconds, result.store.counts()["decisions_active"]
         finally:
             result.store.close()
     finally:
