@@ -331,6 +331,7 @@ class BureauStore(SqliteStore):
             return {}
         employment, emp_time, emp_event = found
         out: dict[str, tuple[BenefitDecision, str]] = {}
+        revokes = self._withdrawal_policy() == "revoke"
         for cert in db.execute(
             "SELECT * FROM certificates WHERE holder_id = ? AND revoked_at IS NULL ORDER BY certificate_key",
             (holder_id,),
@@ -343,7 +344,6 @@ class BureauStore(SqliteStore):
             if cert["expires"] and date.fromisoformat(cert["expires"]) < at.date():
                 continue
             gone = withdrawn.get(cert["entry_id"])
-            revokes = self._withdrawal_policy() == "revoke"
             if gone is not None and (revokes or at.date() >= date.fromisoformat(gone["effective"])):
                 continue
             facts = HolderFacts(
@@ -388,12 +388,9 @@ class BureauStore(SqliteStore):
                 out[ident] = (d, _with_decision_id(ident, content))
         return out
 
-    def recompute(
-        self, db: sqlite3.Connection, holder_id: str, withdrawn: Mapping[str, sqlite3.Row] | None = None
-    ) -> None:
-        """Bring the holder's active decisions in line with their facts; queue what changed."""
-        if withdrawn is None:
-            withdrawn = {r["entry_id"]: r for r in db.execute("SELECT * FROM withdrawn_entries")}
+    def recompute(self, db: sqlite3.Connection, holder_id: str, withdrawn: Mapping[str, sqlite3.Row]) -> None:
+        """Bring the holder's active decisions in line with their facts (``withdrawn``: the withdrawn catalogue
+        entries by id); queue what changed."""
         wanted = self._wanted(db, holder_id, withdrawn)
         if wanted is None:
             return
