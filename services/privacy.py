@@ -229,22 +229,27 @@ def erasure_facts(
 
 
 def _read_topics(transport: Transport, names: list[str]) -> list[Envelope]:
-    """Every readable event of ``names``, up to the ends the broker reports now."""
+    """Every readable event of ``names``: the reported ends reached and a poll past them empty (a broker may
+    under-report its log end, giving the last batch's first offset; the empty poll is what decides)."""
     reader = transport.reader(names)
     out: list[Envelope] = []
     try:
         tps = sorted(reader.assignment())
         reader.seek_to_beginning(tps)
-        ends = reader.end_offsets(tps)
         deadline = time.monotonic() + 120
-        while any(reader.position(tp) < ends.get(tp, 0) for tp in tps):
+        while True:
             if time.monotonic() > deadline:
                 raise MraError("reading the log for the erasure took too long: is the broker up?")
-            for record in reader.poll(500, 5000):
+            batch = reader.poll(500, 5000)
+            for record in batch:
                 try:
                     out.append(decode(record))
                 except DecodeError:
                     continue
+            if not batch:
+                ends = reader.end_offsets(tps)
+                if all(reader.position(tp) >= ends.get(tp, 0) for tp in tps):
+                    break
     finally:
         reader.close()
     return out

@@ -325,3 +325,35 @@ def test_a_holder_erased_in_the_key_store_keeps_decisions_until_the_erasure_even
     assert active(beijing, jane.holder_id) == {}  # the tombstone recorded no decision
     with pytest.raises(NotFound):
         w.erase("h-nobody")
+
+
+class ShortEnds:
+    """The bus as a broker that reports each log's end a few records short (Tansu reports the last batch's first
+    offset + 1) and hands out one record a poll."""
+
+    def __init__(self, inner: InMemoryTransport) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def reader(self, *args: Any, **kwargs: Any) -> Any:
+        reader = self.inner.reader(*args, **kwargs)
+        ends, poll = reader.end_offsets, reader.poll
+        reader.end_offsets = lambda tps: {tp: max(0, end - 3) for tp, end in ends(tps).items()}  # type: ignore[method-assign]
+        reader.poll = lambda timeout_ms, max_records: poll(timeout_ms, 1)  # type: ignore[method-assign]
+        return reader
+
+
+def test_an_erasure_reads_the_log_past_an_under_reported_end(tmp_path: Path) -> None:
+    w = World(tmp_path / "state")
+    jane = w.submit(REQUEST)
+    w.settle()
+    w.employ(jane.holder_id, "beijing", date(2025, 10, 12))
+    w.settle()
+    decided = w.bureaus["beijing"].store.active_decisions(jane.holder_id)
+    w.bus = ShortEnds(w.bus)  # type: ignore[assignment]
+    result = w.erase(jane.holder_id)
+    (erased,) = [e.data for e in w.events("holders") if isinstance(e.data, HolderErased)]
+    assert result["decisions_kept"] == len(decided) == len(erased.decisions)
+    assert set(erased.decisions) == {d.decision_id for d in decided}

@@ -47,7 +47,9 @@ def run(state: Path, bootstrap: str, *args: str, prefix: str | None = None, mode
 
 
 def dump(bootstrap: str, prefix: str) -> dict[str, list[Any]]:
-    """Every message of every topic under ``prefix``, read with confluent-kafka from the start to the end."""
+    """Every message of every topic under ``prefix``, read with confluent-kafka from the start to the end: the
+    reported ends reached, then polled until nothing more comes (the broker may report the last batch's first offset
+    as the end)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dump-{prefix}", "enable.auto.commit": False})
     out: dict[str, list[Any]] = {}
     try:
@@ -62,9 +64,11 @@ def dump(bootstrap: str, prefix: str) -> dict[str, list[Any]]:
                     start.append(TopicPartition(name, p, low))
         consumer.assign(start)
         seen: set[tuple[str, int, int]] = set()
-        while todo:
-            msg = consumer.poll(5.0)
-            assert msg is not None, f"stopped short of the end of {sorted(todo)}"
+        while True:
+            msg = consumer.poll(5.0 if todo else 1.0)
+            if msg is None:
+                assert not todo, f"stopped short of the end of {sorted(todo)}"
+                break
             if msg.error() is not None:
                 continue
             where = (msg.topic(), msg.partition(), msg.offset())
