@@ -37,6 +37,9 @@ __all__ = [
     "content_hash",
     "decode",
     "encode",
+    "hash_parts",
+    "length_prefixed",
+    "message_headers",
     "new_envelope",
     "sha256_hex",
     "time_text",
@@ -184,54 +187,81 @@ def sha256_hex(data: bytes) -> str:
     return h.hexdigest()
 
 
+def length_prefixed(b: bytes) -> bytes:
+    """``b`` as one part of a content hash's input: its 4-byte big-endian length, then itself."""
+    return len(b).to_bytes(4, "big") + b
+
+
+def hash_parts(id: bytes, source: bytes, type: bytes, time: bytes, subject: bytes, body: bytes) -> str:
+    """:func:`content_hash` over parts already :func:`length_prefixed` (a publisher prefixes its constant ones
+    once)."""
+    return sha256_hex(b"".join((id, source, type, time, subject, body)))
+
+
 def content_hash(id: str, source: str, type: str, time: str, subject: str, body: bytes) -> str:
     """SHA-256 over the event's identity and content, in a fixed, unambiguous layout: each of id, source,
     type, time and subject as a 4-byte big-endian length and its UTF-8 bytes, then the body."""
-    i, s, t, w, j = id.encode(), source.encode(), type.encode(), time.encode(), subject.encode()
-    return sha256_hex(
-        b"".join(
-            (
-                len(i).to_bytes(4, "big"),
-                i,
-                len(s).to_bytes(4, "big"),
-                s,
-                len(t).to_bytes(4, "big"),
-                t,
-                len(w).to_bytes(4, "big"),
-                w,
-                len(j).to_bytes(4, "big"),
-                j,
-                body,
-            )
-        )
-    )
+    i, s, t, w, j = (length_prefixed(part.encode()) for part in (id, source, type, time, subject))
+    return hash_parts(i, s, t, w, j, body)
+
+
+Header = tuple[str, bytes]
+
+
+def message_headers(
+    id: str,
+    source: Header,
+    type: Header,
+    time: str,
+    subject: str,
+    stamp: tuple[Header, Header, Stamp] | None,
+    digest: str,
+    extensions: dict[str, str],
+) -> list[Header]:
+    """The headers of a message, in their order. ``source``, ``type`` and the stamp's publisher and epoch headers
+    come encoded, so a publisher encodes those once rather than once per event."""
+    headers: list[Header] = [
+        SPECVERSION_HEADER,
+        ("ce_id", id.encode()),
+        source,
+        type,
+        ("ce_time", time.encode()),
+        CONTENT_TYPE_HEADER,
+    ]
+    if subject:
+        headers.append(("ce_subject", subject.encode()))
+    if stamp is not None:
+        publisher, epoch, s = stamp
+        headers += [
+            publisher,
+            epoch,
+            ("ce_mraseq", str(s.seq).encode()),
+            ("ce_mraprev", s.prev.encode()),
+            ("ce_mrahash", digest.encode()),
+        ]
+    for name, value in extensions.items():
+        headers.append((f"ce_{name}", value.encode()))
+    return headers
 
 
 def encode(env: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Key, value and headers of the Kafka message for ``env``."""
     body = env.body
     time = time_text(env.time)
-    headers: list[tuple[str, bytes]] = [
-        SPECVERSION_HEADER,
-        ("ce_id", env.id.encode()),
+    digest = env.hash or content_hash(env.id, env.source, env.type, time, env.subject, body)
+    stamp = env.stamp
+    headers = message_headers(
+        env.id,
         ("ce_source", env.source.encode()),
         ("ce_type", env.type.encode()),
-        ("ce_time", time.encode()),
-        CONTENT_TYPE_HEADER,
-    ]
-    if env.subject:
-        headers.append(("ce_subject", env.subject.encode()))
-    digest = env.hash or content_hash(env.id, env.source, env.type, time, env.subject, body)
-    if env.stamp is not None:
-        headers += [
-            ("ce_mrapublisher", env.stamp.publisher.encode()),
-            ("ce_mraepoch", env.stamp.epoch.encode()),
-            ("ce_mraseq", str(env.stamp.seq).encode()),
-            ("ce_mraprev", env.stamp.prev.encode()),
-            ("ce_mrahash", digest.encode()),
-        ]
-    for name, value in env.extensions.items():
-        headers.append((f"ce_{name}", value.encode()))
+        time,
+        env.subject,
+        None
+        if stamp is None
+        else (("ce_mrapublisher", stamp.publisher.encode()), ("ce_mraepoch", stamp.epoch.encode()), stamp),
+        digest,
+        env.extensions,
+    )
     return env.key.encode(), body, headers
 
 

@@ -18,16 +18,16 @@ from datetime import UTC, datetime
 
 from mra.events.bus import Transport
 from mra.events.envelope import (
-    CONTENT_TYPE_HEADER,
     KEY_ATTR,
     SIGNATURE_ATTR,
-    SPECVERSION_HEADER,
     Envelope,
     Stamp,
     body_bytes,
     encode,
+    hash_parts,
+    length_prefixed,
+    message_headers,
     new_envelope,
-    sha256_hex,
 )
 from mra.events.schemas import Checkpoint, Event, checkpoint_class
 from mra.events.signing import CheckpointPolicy, Signer, canonical_event, make_checkpoint
@@ -70,10 +70,6 @@ _IDS = _Ids()
 os.register_at_fork(after_in_child=_IDS.reset)  # a child process must not repeat its parent's ids
 
 
-def _length_prefixed(b: bytes) -> bytes:
-    return len(b).to_bytes(4, "big") + b
-
-
 class _Kind:
     """What a publisher needs of one event class, worked out once: its type, topic and their encodings."""
 
@@ -84,7 +80,7 @@ class _Kind:
         self.topic = cls.TOPIC
         self.topic_name = topics.name(cls.TOPIC)
         self.type_header = ("ce_type", self.ce_type.encode())
-        self.type_part = _length_prefixed(self.type_header[1])
+        self.type_part = length_prefixed(self.type_header[1])
         self.is_checkpoint = issubclass(cls, Checkpoint)
 
 
@@ -111,7 +107,7 @@ class Publisher:
         self.source = source or f"/mra/{identity}"
         self.signer = signer
         self.checkpoints = checkpoints
-        self.epoch = self._new_id().replace("-", "")
+        self.epoch = _IDS.next().replace("-", "")
         self._seq = 0
         self._prev = ""
         self._lock = threading.Lock()
@@ -123,16 +119,10 @@ class Publisher:
         self._pending_since = 0.0
         # encoded once for every event of this instance
         self._source_header = ("ce_source", self.source.encode())
-        self._source_part = _length_prefixed(self._source_header[1])
+        self._source_part = length_prefixed(self._source_header[1])
         self._publisher_header = ("ce_mrapublisher", identity.encode())
         self._epoch_header = ("ce_mraepoch", self.epoch.encode())
         self._kinds: dict[type[Event], _Kind] = {}
-
-    # ids ---------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _new_id() -> str:
-        """A random (version 4) UUID in its canonical text form, as ``str(uuid.uuid4())`` gives."""
-        return _IDS.next()
 
     def _kind(self, cls: type[Event]) -> _Kind:
         kind = self._kinds.get(cls)
@@ -157,26 +147,18 @@ class Publisher:
         when = datetime.now(UTC) if time is None else time.astimezone(UTC)
         when_text = when.isoformat().replace("+00:00", "Z")
         ident = id or _IDS.next()
-        kind = self._kinds.get(type(data)) or self._kind(type(data))
+        kind = self._kind(type(data))
         subject = data.subject()
         if body is None:
             body = body_bytes(data)
-        i, w, j = ident.encode(), when_text.encode(), subject.encode()
-        digest = sha256_hex(
-            b"".join(
-                (
-                    len(i).to_bytes(4, "big"),
-                    i,
-                    self._source_part,
-                    kind.type_part,
-                    len(w).to_bytes(4, "big"),
-                    w,
-                    len(j).to_bytes(4, "big"),
-                    j,
-                    body,
-                )
-            )
-        )  # content_hash(ident, self.source, kind.ce_type, when_text, subject, body), parts encoded once
+        digest = hash_parts(
+            length_prefixed(ident.encode()),
+            self._source_part,
+            kind.type_part,
+            length_prefixed(when_text.encode()),
+            length_prefixed(subject.encode()),
+            body,
+        )
         due = False
         policy = self.checkpoints
         with self._lock:
@@ -225,24 +207,16 @@ class Publisher:
         env, kind, when_text, due = self._stamp(data, id, time, body)
         stamp = env.stamp
         assert stamp is not None and env.serialised is not None
-        subject = env.subject
-        headers = [
-            SPECVERSION_HEADER,
-            ("ce_id", env.id.encode()),
+        headers = message_headers(
+            env.id,
             self._source_header,
             kind.type_header,
-            ("ce_time", when_text.encode()),
-            CONTENT_TYPE_HEADER,
-            self._publisher_header,
-            self._epoch_header,
-            ("ce_mraseq", str(stamp.seq).encode()),
-            ("ce_mraprev", stamp.prev.encode()),
-            ("ce_mrahash", env.hash.encode()),
-        ]
-        if subject:
-            headers.insert(6, ("ce_subject", subject.encode()))
-        for name, value in env.extensions.items():
-            headers.append((f"ce_{name}", value.encode()))
+            when_text,
+            env.subject,
+            (self._publisher_header, self._epoch_header, stamp),
+            env.hash,
+            env.extensions,
+        )
         self.transport.send(kind.topic_name, env.key.encode(), env.serialised[1], headers)
         if due:
             self.checkpoint()

@@ -201,19 +201,24 @@ def test_event_ids_are_random_version_4_uuids_in_canonical_form() -> None:
     assert len(pub.epoch) == 32 and uuid.UUID(hex=pub.epoch).version == 4
 
 
+def _new_ids(n: int) -> list[str]:
+    pub = Publisher(Sink(), TOPICS, "x")
+    return [pub.publish(started(f"h{i}"), time=T).id for i in range(n)]
+
+
 def _ids_in_child(queue: Any) -> None:
-    queue.put([Publisher._new_id() for _ in range(5)])
+    queue.put(_new_ids(5))
 
 
 def test_a_forked_process_does_not_repeat_its_parents_event_ids() -> None:
-    Publisher._new_id()  # the parent holds random bytes it has not used yet
+    _new_ids(1)  # the parent holds random bytes it has not used yet
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_ids_in_child, args=(queue,))
     child.start()
     theirs = queue.get(timeout=30)
     child.join(30)
-    ours = [Publisher._new_id() for _ in range(5)]
+    ours = _new_ids(5)
     assert child.exitcode == 0 and not set(ours) & set(theirs)
 
 
