@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from support.facts import T, ended
+from support.picky import Picky
 
 from mra.core.errors import NotFound, ValidationFailed
 from mra.events.bus import InMemoryTransport
-from mra.events.consumer import DeadLetter, Delivery, Processor
+from mra.events.consumer import Processor
 from mra.events.envelope import Record
 from mra.events.publisher import Publisher
 from mra.events.topics import Topics
 from mra.services.dlq import RedriveLog, find, parse_ref, read_dead_letters, redrive
-from mra.services.journal import Journal
 
 TOPICS = Topics("d.", 2)
 NOW = datetime(2025, 10, 2, 8, tzinfo=UTC)
-
-
-class Picky(Journal):
-    """Fails on the event ids in ``poison`` until they are taken out (the fix)."""
-
-    def __init__(self, path: Path, poison: set[str]) -> None:
-        super().__init__(path)
-        self.poison = poison
-
-    def apply(self, deliveries: Sequence[Delivery], dead: Sequence[DeadLetter]) -> None:
-        if any(d.envelope.id in self.poison for d in deliveries):
-            raise LookupError("no such employment")
-        super().apply(deliveries, dead)
 
 
 class World:

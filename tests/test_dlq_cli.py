@@ -6,34 +6,22 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from support.facts import T, ended
+from support.picky import Picky
 
 from mra.cli import cli
 from mra.core.errors import NotFound, ValidationFailed
-from mra.events.consumer import DeadLetter, Delivery, Processor
+from mra.events.consumer import Processor
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
 from mra.events.topics import Topics
-from mra.services.journal import Journal
 
 pytestmark = pytest.mark.broker
-
-
-class Picky(Journal):
-    def __init__(self, path: Path, poison: set[str]) -> None:
-        super().__init__(path)
-        self.poison = poison
-
-    def apply(self, deliveries: Sequence[Delivery], dead: Sequence[DeadLetter]) -> None:
-        if any(d.envelope.id in self.poison for d in deliveries):
-            raise LookupError("no such employment")
-        super().apply(deliveries, dead)
 
 
 def _run(bootstrap: str, topics: Topics, state: Path, *args: str) -> Result:

@@ -183,6 +183,14 @@ class World:
         publish_submission(sub, open_publisher(self.state, self.bus, self.runtime.topics, PUBLISHER))
         return sub
 
+    def employed(self, raw: dict[str, Any]) -> Any:
+        """The holder of request ``raw``, verified by the platform, then employed in Beijing from 12 October."""
+        sub = self.submit(raw)
+        self.settle()
+        self.employ(sub.holder_id, "beijing", date(2025, 10, 12))
+        self.settle()
+        return sub
+
     def employ(self, holder: str, j: str, on: date) -> None:
         self.intake.publish(started(holder, j, on=on), time=datetime(on.year, on.month, on.day, 12, tzinfo=UTC))
         self.intake.flush()
@@ -294,10 +302,7 @@ def test_an_erased_holder_keeps_their_decisions_gets_no_new_ones_and_replays_the
 
 def test_a_holder_erased_in_the_key_store_keeps_decisions_until_the_erasure_event_is_read(tmp_path: Path) -> None:
     w = World(tmp_path / "state")
-    jane = w.submit(REQUEST)
-    w.settle()
-    w.employ(jane.holder_id, "beijing", date(2025, 10, 12))
-    w.settle()
+    jane = w.employed(REQUEST)
     beijing = w.bureaus["beijing"]
     before = active(beijing, jane.holder_id)
     store = DataKeyStore.at(w.state)
@@ -347,10 +352,7 @@ class ShortEnds:
 
 def test_an_erasure_reads_the_log_past_an_under_reported_end(tmp_path: Path) -> None:
     w = World(tmp_path / "state")
-    jane = w.submit(REQUEST)
-    w.settle()
-    w.employ(jane.holder_id, "beijing", date(2025, 10, 12))
-    w.settle()
+    jane = w.employed(REQUEST)
     decided = w.bureaus["beijing"].store.active_decisions(jane.holder_id)
     w.bus = ShortEnds(w.bus)  # type: ignore[assignment]
     result = w.erase(jane.holder_id)
