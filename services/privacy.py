@@ -40,6 +40,7 @@ from mra.events.envelope import DecodeError, Envelope, decode
 from mra.events.publisher import Publisher
 from mra.events.schemas import BenefitDecided, HolderErased, HolderRegistered
 from mra.events.topics import Topics
+from mra.services.audit import read_log
 from mra.services.keys import DataKeyStore, ErasedHolder, KeyPaths
 
 __all__ = [
@@ -229,29 +230,13 @@ def erasure_facts(
 
 
 def _read_topics(transport: Transport, names: list[str]) -> list[Envelope]:
-    """Every readable event of ``names``: the reported ends reached and a poll past them empty (a broker may
-    under-report its log end, giving the last batch's first offset; the empty poll is what decides)."""
-    reader = transport.reader(names)
+    """Every readable event of ``names``, to the end of the log (see :func:`mra.services.audit.read_log`)."""
     out: list[Envelope] = []
-    try:
-        tps = sorted(reader.assignment())
-        reader.seek_to_beginning(tps)
-        deadline = time.monotonic() + 120
-        while True:
-            if time.monotonic() > deadline:
-                raise MraError("reading the log for the erasure took too long: is the broker up?")
-            batch = reader.poll(500, 5000)
-            for record in batch:
-                try:
-                    out.append(decode(record))
-                except DecodeError:
-                    continue
-            if not batch:
-                ends = reader.end_offsets(tps)
-                if all(reader.position(tp) >= ends.get(tp, 0) for tp in tps):
-                    break
-    finally:
-        reader.close()
+    for record in read_log(transport, names, timeout=120):
+        try:
+            out.append(decode(record))
+        except DecodeError:
+            continue
     return out
 
 
