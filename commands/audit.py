@@ -12,6 +12,7 @@ from mra.core.plugins import load_registry
 from mra.services.audit import (
     AUDITED_TOPICS,
     complete_view,
+    export_columns,
     export_decisions,
     resolve_topics,
     trail,
@@ -76,7 +77,8 @@ def audit_trail(ctx: Ctx, holder_id: str, timeout: float, as_json: bool) -> None
     "to",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write: FILE.jsonl (JSON Lines) or FILE.csv.",
+    help="Where to write: FILE.jsonl (JSON Lines, English field codes) or FILE.csv (UTF-8 with BOM, Chinese "
+    "headers; see docs/audit.md).",
 )
 @_timeout
 @json_option
@@ -92,7 +94,7 @@ def audit_export(ctx: Ctx, jurisdiction: str, to: Path, timeout: float, as_json:
     finally:
         transport.close()
     fmt = write_export(rows, to)
-    data = {
+    data: dict[str, Any] = {
         "jurisdiction": jurisdiction,
         "to": str(to),
         "format": fmt,
@@ -100,6 +102,8 @@ def audit_export(ctx: Ctx, jurisdiction: str, to: Path, timeout: float, as_json:
         "active": sum(r["status"] == "active" for r in rows),
         "withdrawn": sum(r["status"] == "withdrawn" for r in rows),
     }
+    if fmt == "csv":
+        data["columns"] = [{"code": code, "header": header} for code, header in export_columns(rows)]
     emit(
         data,
         as_json,

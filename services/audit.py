@@ -57,6 +57,7 @@ from mra.events.schemas import (
     VerificationRequested,
 )
 from mra.events.topics import LOGICAL_TOPICS, Topics
+from mra.services.labels import EXPORT_HEADERS, INPUT_HEADER, LIST_SEPARATOR
 
 __all__ = [
     "AUDITED_TOPICS",
@@ -65,6 +66,7 @@ __all__ = [
     "TrailEvent",
     "Verification",
     "complete_view",
+    "export_columns",
     "export_decisions",
     "read_log",
     "resolve_topics",
@@ -350,24 +352,53 @@ def export_decisions(
     return sorted(out, key=lambda x: (str(x["decided_at"]), str(x["holder_id"]), str(x["code"]), str(x["decision_id"])))
 
 
+def export_columns(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The CSV's columns as (code, header): each field of :data:`EXPORT_FIELDS` under its Chinese header, with
+    ``inputs`` flattened into one ``输入:KEY`` column per input key any row has (sorted)."""
+    keys = sorted({k for row in rows for k in (row.get("inputs") or {})})
+    out: list[tuple[str, str]] = []
+    for name in EXPORT_FIELDS:
+        if name == "inputs":
+            out += [(f"inputs.{k}", INPUT_HEADER.format(key=k)) for k in keys]
+        else:
+            out.append((name, EXPORT_HEADERS[name]))
+    return out
+
+
+def _cell(value: Any) -> str | int | float:
+    """One CSV cell: lists joined with the full-width semicolon, booleans as true/false, nothing as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return LIST_SEPARATOR.join(str(_cell(v)) for v in value)
+    if isinstance(value, dict):
+        return LIST_SEPARATOR.join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, int | float):
+        return value
+    return str(value)
+
+
 def write_export(rows: Iterable[dict[str, Any]], path: Path) -> str:
-    """Write rows as JSON Lines (``.jsonl``, ``.ndjson``) or CSV (``.csv``, lists and inputs as JSON text)."""
+    """Write rows as JSON Lines (``.jsonl``, ``.ndjson``, English field codes) or CSV (``.csv``: UTF-8 with a
+    byte-order mark so that Excel reads the Chinese, Chinese headers, inputs one column each, no JSON in cells)."""
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv"):
         raise ValidationFailed(f"--to {path}: give a .jsonl (JSON Lines) or .csv file")
+    rows = list(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as f:
-        if suffix == ".csv":
-            writer = csv.DictWriter(f, fieldnames=list(EXPORT_FIELDS))
-            writer.writeheader()
+    if suffix == ".csv":
+        columns = export_columns(rows)
+        with path.open("w", encoding="utf-8-sig", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([header for _, header in columns])
             for row in rows:
-                writer.writerow(
-                    {
-                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else ("" if v is None else v)
-                        for k, v in row.items()
-                    }
-                )
-            return "csv"
+                inputs = row.get("inputs") or {}
+                values = [inputs.get(c[7:]) if c.startswith("inputs.") else row.get(c) for c, _ in columns]
+                writer.writerow([_cell(v) for v in values])
+        return "csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return "jsonl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Callable
@@ -295,9 +296,21 @@ def test_export_holds_every_decision_active_and_withdrawn_as_jsonl_and_csv(tmp_p
     lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(x) for x in lines] == rows
     assert write_export(rows, tmp_path / "out.csv") == "csv"
-    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as f:
+    raw = (tmp_path / "out.csv").read_bytes()
+    assert raw.startswith(codecs.BOM_UTF8)  # Excel reads the file as UTF-8 only with it
+    with (tmp_path / "out.csv").open(encoding="utf-8-sig", newline="") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == len(rows) and json.loads(table[0]["reasons"]) == rows[0]["reasons"]
-    assert json.loads(table[0]["inputs"]) == rows[0]["inputs"]
+    assert len(table) == len(rows)
+    header = list(table[0])
+    assert header[:4] == ["决定编号", "状态", "辖区", "持证人编号"] and "依据条款" in header
+    assert "inputs" not in header and "输入:holder_category" in header and "输入:list" in header
+    by_id = {r["decision_id"]: r for r in rows}
+    for line in table:
+        row = by_id[line["决定编号"]]
+        assert line["理由"] == "；".join(row["reasons"])
+        assert line["输入:holder_category"] == row["inputs"]["holder_category"]
+        assert line["依据条款"] == row["clause"]
+        assert not any(cell.lstrip().startswith(("[", "{")) for cell in line.values())  # no JSON text in a cell
+    assert any(line["理由"] for line in table) and {line["输入:employed"] for line in table} <= {"true", "false"}
     with pytest.raises(ValidationFailed, match=r"\.jsonl"):
         write_export(rows, tmp_path / "out.xlsx")

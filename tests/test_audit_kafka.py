@@ -109,11 +109,16 @@ def test_trail_export_and_verify_of_a_live_bureau(
     rows = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["decision_id"]: r["status"] == "active" for r in rows} == stored
     assert json.loads(out.output)["withdrawn"] == sum(not v for v in stored.values())
-    assert mra("audit", "export", "-j", "beijing", "--to", str(tmp_path / "d.csv")).exit_code == 0
-    with (tmp_path / "d.csv").open(encoding="utf-8", newline="") as f:
+    as_csv = mra("audit", "export", "-j", "beijing", "--to", str(tmp_path / "d.csv"), "--json")
+    assert as_csv.exit_code == 0, as_csv.err
+    columns = json.loads(as_csv.output)["columns"]
+    assert {"code": "decision_id", "header": "决定编号"} in columns
+    assert (tmp_path / "d.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    with (tmp_path / "d.csv").open(encoding="utf-8-sig", newline="") as f:
         table = list(csv.DictReader(f))
-    assert {r["decision_id"]: r["status"] for r in table} == {r["decision_id"]: r["status"] for r in rows}
-    assert all(json.loads(r["reasons"]) and r["clause"] and r["rule_version"] and r["edition"] for r in table)
+    assert list(table[0]) == [c["header"] for c in columns]
+    assert {r["决定编号"]: r["状态"] for r in table} == {r["decision_id"]: r["status"] for r in rows}
+    assert all(r["理由"] and r["依据条款"] and r["规则版本"] and r["目录版本"] for r in table)
     bad = mra("audit", "export", "-j", "beijing", "--to", str(tmp_path / "d.txt"))
     assert bad.exit_code == 2 and ".jsonl" in bad.err
 
