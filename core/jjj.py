@@ -54,11 +54,11 @@ UTC_OFFSET_HOURS = 8.0
 
 READING_VERIFIED = (
     "四.3 reading: what travels within 京津冀 is the platform's verification result, so the certificate "
-    "must have been verified by the Beijing platform (policy-reading.md, 'Moving within 京津冀')"
+    "must have been verified by the Beijing platform"
 )
 READING_DESTINATION = (
     "四.3 reading: the destination decides the recognition itself; further treatments follow its own rules "
-    "(依照相关规定), which its bureau names in a setting (policy-reading.md, 'Tianjin and Hebei')"
+    "(\"可直接依照相关规定享受对应的人才政策待遇\"), which its bureau names in a setting"
 )
 
 

@@ -129,11 +129,26 @@ class Case:
     """code → words one of the decision's reasons or conditions must contain"""
     reading: dict[str, str] = field(default_factory=dict, repr=False)
     """code → words one of the decision's readings must contain"""
+    clause: str = ""
+    """the notice's words the case rests on, quoted, so that a failing case names the clause it breaks"""
 
 
 U_ONLY = ("bj.title.deputy_senior", "bj.talent_introduction", "bj.senior_title_assessment",
           "bj.hkmo_talent_endorsement", "bj.talent_visa", "bj.high_level_talent_services", "bj.sci_tech_projects")
 CUMULATION = "还可享受"
+# the notice's words the corrected cases rest on
+SAN = ("三: 允许持有《目录》内境外金融、会计、医师、教师职业资格的专业人员,"
+       "依据本市各相关行业主管部门制定的具体实施办法与操作规范,在本市行政区域内开展执业活动")
+SI_2 = "四.2: 对于与在京单位建立人事劳动关系的人员,凭借该平台出具的查询验证结果,可减免相关证书的公证认证材料"
+ER = ("二: 以直接认可证书、豁免部分课程、减免考试科目等多种形式,"
+      "推进《国际职业资格互认清单》中所列项目与本市专业技术职称实现互认")
+YI_SAN_2 = "一(三)2: 部分职业认证可按要求对应核发相关职业技能等级证书"
+I121 = "附件1 (一) 121: 经我市农业农村主管部门备案，从事2年以上动物诊疗相关工作"
+I118 = "附件1 (一) 118: 从事2年以上药剂相关工作；执业药师须在我市药监主管部门注册"
+I116 = "附件1 (一) 116: 从事职业治疗的须在我市卫生健康主管部门注册后从事2年以上医师工作"
+I13 = "附件1 (一) 13, 68: 可不受母语国限制 — 一(一)5: 外籍人员办理工作许可…"
+I134 = ("附件1 (一) 134: 与阿里云云计算工程师 ACA 认证互认; "
+        "136, 137: 与北京北辰实业集团有限责任公司注册国际商务会展专业人士认证互认")
 
 CASES = [
     # --- holder categories, on a list (一) row with 2 years required (I-14 特许化学家) ---------------------------
@@ -170,9 +185,11 @@ CASES = [
     # --- years in the row's scope (I-32 says 3 years) -----------------------------------------------------
     Case("years-below", "I-32", Holder(years=2.9), {
         "bj.work_permit": X, "bj.visa_residence": X, "bj.overseas_experience": X, "bj.employer_support": X,
-        "bj.practice": X, "bj.notarization_waiver": X,
-    }, why={"bj.work_permit": "fewer than the 3 required", "bj.employer_support": "fewer than the 3 required"}),
-    Case("years-at", "I-32", Holder(years=3), {"bj.work_permit": E, "bj.overseas_experience": E, "bj.practice": E}),
+        "bj.practice": X, "bj.notarization_waiver": E,
+    }, why={"bj.work_permit": "fewer than the 3 required", "bj.employer_support": "fewer than the 3 required"},
+        clause=SI_2),
+    Case("years-at", "I-32", Holder(years=3), {"bj.work_permit": E, "bj.overseas_experience": E, "bj.practice": C},
+         clause=SAN),
     Case("years-above", "I-32", Holder(years=12), {"bj.work_permit": E, "bj.notarization_waiver": E}),
     Case("years-not-shown", "I-32", Holder(years=None), {"bj.work_permit": C, "bj.overseas_experience": C},
          why={"bj.work_permit": "employer_attestation"}),
@@ -198,7 +215,7 @@ CASES = [
         "bj.hkmo_talent_endorsement": X, "bj.talent_visa": E, "bj.high_level_talent_services": C,
         "bj.sci_tech_projects": C, "bj.passport_hkmo_convenience": X, "bj.mutual_recognition": X,
         "bj.practice": X, "bj.notarization_waiver": E,
-    }, why={"bj.title.intermediate": "deputy_senior", "bj.practice": "一(一) services only",
+    }, why={"bj.title.intermediate": "deputy_senior", "bj.practice": "领域 (科技、信息技术)",
             "bj.title.deputy_senior": "对应副高级职称", "bj.senior_title_assessment": "突出贡献"},
         reading={"bj.work_permit": CUMULATION, "bj.overseas_experience": CUMULATION,
                  "bj.employer_support": CUMULATION}),
@@ -243,8 +260,15 @@ CASES = [
     }),
     # --- no Beijing employer ------------------------------------------------------------------------------
     Case("employer-in-tianjin", "I-14", Holder(region="tianjin"), {c: X for c in ALL_CODES},
-         why={"bj.work_permit": "not in beijing", "bj.employer_support": "not in beijing",
-              "bj.notarization_waiver": "every Beijing benefit needs it"}),
+         why={"bj.work_permit": "一(一) is for holders", "bj.employer_support": "not in beijing",
+              "bj.notarization_waiver": "四.2 is for holders"}, clause=SI_2),
+    Case("employer-in-tianjin-urgent-cites-its-heading", "U-03", Holder(region="tianjin"), {"bj.work_permit": X},
+         why={"bj.work_permit": "一(二) is for holders \"与在京单位建立人事劳动关系\""}, clause=CUMULATION),
+    Case("employer-in-tianjin-outbound-cites-its-heading", "O-02", Holder(region="tianjin"), {"bj.work_permit": X},
+         why={"bj.work_permit": "《出海职业认证清单》"}),
+    Case("practice-needs-no-beijing-employer", "I-33", Holder(region="tianjin"), {"bj.practice": C,
+         "bj.work_permit": X}, why={"bj.practice": "北京注册会计师协会"}, clause=SAN),
+    Case("practice-no-employment", "I-7", Holder(region=None), {"bj.practice": C}, clause=SAN),
     Case("no-employment", "U-03", Holder(region=None), {c: X for c in ALL_CODES},
          why={"bj.talent_visa": "no employment"}),
     Case("employment-ended", "I-14", Holder(ended=date(2025, 6, 30)), {"bj.work_permit": X, "bj.visa_residence": X},
@@ -255,10 +279,19 @@ CASES = [
          why={"bj.practice": "须通过中国注册会计师考试"}),
     Case("practice-cpa-exam-exemption-I35", "I-35", Holder(), {"bj.practice": C},
          why={"bj.practice": "部分科目可免试"}),
-    Case("practice-actuary-I7", "I-7", Holder(), {"bj.practice": E}, reading={"bj.practice": "境外"}),
-    Case("practice-hk-actuary-I11", "I-11", Holder(HKMOTW), {"bj.practice": E}, why={"bj.practice": "中国香港"}),
+    Case("practice-actuary-I7", "I-7", Holder(), {"bj.practice": C}, reading={"bj.practice": "境外"},
+         why={"bj.practice": "依据本市各相关行业主管部门制定的具体实施办法与操作规范"}, clause=SAN),
+    Case("practice-hk-actuary-I11", "I-11", Holder(HKMOTW), {"bj.practice": C}, why={"bj.practice": "中国香港"},
+         clause=SAN),
     Case("practice-physician-I102", "I-102", Holder(), {"bj.practice": C}, why={"bj.practice": "短期行医许可"}),
-    Case("practice-teacher-I52", "I-52", Holder(), {"bj.practice": E}),
+    Case("practice-teacher-I52", "I-52", Holder(), {"bj.practice": C},
+         why={"bj.practice": "competent for teachers"}, clause=SAN),
+    Case("practice-urgent-fcca-U08", "U-08", Holder(MAINLAND, years=None), {"bj.practice": C},
+         why={"bj.practice": "须通过中国注册会计师考试"}, clause=SAN),
+    Case("practice-urgent-cfa-U09", "U-09", Holder(), {"bj.practice": C}, why={"bj.practice": "美国"}, clause=SAN),
+    Case("practice-urgent-not-finance-U01", "U-01", Holder(), {"bj.practice": X}, why={"bj.practice": "领域"}),
+    Case("practice-outbound-issued-in-china-O05", "O-05", Holder(), {"bj.practice": X},
+         why={"bj.practice": "issued in the mainland"}, clause=SAN),
     Case("practice-teacher-I84", "I-84", Holder(HKMOTW), {"bj.practice": C}, why={"bj.practice": "具备教师资格"}),
     Case("practice-not-pharmacist-I118", "I-118", Holder(), {"bj.practice": X}),
     Case("practice-not-vet-I121", "I-121", Holder(), {"bj.practice": X}),
@@ -268,8 +301,36 @@ CASES = [
     Case("mutual-I142", "I-142", Holder(), {"bj.mutual_recognition": A, "bj.practice": C},
          why={"bj.mutual_recognition": "最多13门"}),
     Case("mutual-I141-no-years", "I-141", Holder(HKMOTW, years=None), {"bj.mutual_recognition": A}),
-    Case("mutual-not-designated-I134", "I-134", Holder(), {"bj.mutual_recognition": X}),
-    Case("mutual-no-employer", "I-139", Holder(region="hebei"), {"bj.mutual_recognition": X}),
+    Case("mutual-counterpart-I134", "I-134", Holder(), {"bj.mutual_recognition": A},
+         why={"bj.mutual_recognition": "BJ2025-M-01"}, reading={"bj.mutual_recognition": "counterparts = included"},
+         clause=I134),
+    Case("mutual-counterpart-I136", "I-136", Holder(years=6), {"bj.mutual_recognition": A},
+         why={"bj.mutual_recognition": "BJ2025-M-02"}, clause=I134),
+    Case("mutual-counterpart-I137-excluded", "I-137", Holder(years=2), {"bj.mutual_recognition": X},
+         settings={"bj.mutual_recognition.counterparts": "excluded"}, why={"bj.mutual_recognition": "BJ2025-I-138"},
+         clause=I134),
+    Case("mutual-not-designated-I133", "I-133", Holder(), {"bj.mutual_recognition": X}),
+    Case("mutual-no-beijing-employer", "I-139", Holder(region="hebei"), {"bj.mutual_recognition": A}, clause=ER),
+    # --- the rows' own terms on the work, and provisions that qualify a decision ---------------------------
+    Case("vet-filing-I121", "I-121", Holder(years=3), {"bj.work_permit": C, "bj.visa_residence": C,
+         "bj.notarization_waiver": E}, why={"bj.work_permit": "农业农村主管部门备案"}, clause=I121),
+    Case("pharmacist-registration-I118", "I-118", Holder(years=3), {"bj.work_permit": C},
+         why={"bj.work_permit": "药监主管部门注册"}, clause=I118),
+    Case("therapist-registration-I116", "I-116", Holder(years=3), {"bj.overseas_experience": C},
+         why={"bj.overseas_experience": "卫生健康主管部门注册"}, clause=I116),
+    Case("native-speaker-I13", "I-13", Holder(), {"bj.work_permit": E}, why={"bj.work_permit": "可不受母语国限制"},
+         clause=I13),
+    Case("native-speaker-I68", "I-68", Holder(), {"bj.work_permit": E}, why={"bj.work_permit": "可不受母语国限制"},
+         clause=I13),
+    # --- 一(三)2: skill-level certificates for list (三) -----------------------------------------------------
+    Case("skill-certificate-outbound-O03", "O-03", Holder(MAINLAND), {"bj.skill_certificate": C},
+         why={"bj.skill_certificate": "skills authority"}, clause=YI_SAN_2),
+    Case("skill-certificate-outbound-named", "O-03", Holder(MAINLAND), {"bj.skill_certificate": E},
+         settings={"bj.skill_certificate.outbound_rows": "BJ2025-O-01; BJ2025-O-03"}, clause=YI_SAN_2),
+    Case("skill-certificate-outbound-not-named", "O-05", Holder(MAINLAND), {"bj.skill_certificate": X},
+         settings={"bj.skill_certificate.outbound_rows": "BJ2025-O-01"}, why={"bj.skill_certificate": "not among"},
+         clause=YI_SAN_2),
+    Case("skill-certificate-I-row-not-named", "I-14", Holder(), {"bj.skill_certificate": X}),
     # --- the verification platform (四.2) -----------------------------------------------------------------
     Case("platform-verified", "I-14", Holder(verified=True), {"bj.notarization_waiver": E}),
     Case("platform-not-verified", "I-14", Holder(verified=False), {"bj.notarization_waiver": X, "bj.work_permit": E},
@@ -291,13 +352,14 @@ CASES = [
 def test_case_table(registry: Registry, case: Case) -> None:
     got = decide(registry, case.ref, case.holder, case.settings)
     assert set(got) == ALL_CODES
-    assert {code: got[code].outcome for code in case.expect} == case.expect
+    clause = f" [{case.clause}]" if case.clause else ""
+    assert {code: got[code].outcome for code in case.expect} == case.expect, clause
     for code, words in case.why.items():
         d = got[code]
         text = " | ".join([*d.reasons, *d.conditions])
-        assert words in text, f"{code}: {words!r} not in {text!r}"
+        assert words in text, f"{code}: {words!r} not in {text!r}{clause}"
     for code, words in case.reading.items():
-        assert any(words in r for r in got[code].readings), f"{code}: {words!r} not in {got[code].readings}"
+        assert any(words in r for r in got[code].readings), f"{code}: {words!r} not in {got[code].readings}{clause}"
     for d in got.values():
         if d.outcome is X:
             assert d.reasons and not d.conditions
@@ -332,7 +394,8 @@ def test_the_table_exercises_every_condition(registry: Registry) -> None:
         values = bj.resolve_settings(data, case.settings)
         for spec in data.rule:
             env = bj.Env(data=data, spec=spec, context=ctx, settings=values, day=local_date(ctx.at, 8),
-                         designation=bj.designations().get(ctx.entry.id))
+                         designation=bj.designations().get(ctx.entry.id),
+                         counterpart=bj.counterpart_of(data, ctx.entry.id, bj.designations()))
             for name in (*data.common_conditions, *spec.conditions):
                 result = bj.CONDITIONS[name](env)
                 checks = [result] if isinstance(result, Check) else list(result or [])
@@ -344,7 +407,9 @@ def test_the_table_exercises_every_condition(registry: Registry) -> None:
         "row_experience": {met, pending, failed},
         "holder_category": {met, pending, failed},
         "title_level": {met, pending, failed},
-        "row_provision": {met, failed},
+        "row_terms": {pending},
+        "row_notes": {met},
+        "skill_certificate_row": {met, pending, failed},
         "work_permit_age": {met, failed},
         "to_show": {pending},
         "notes": {met},
@@ -360,12 +425,13 @@ LISTS = {  # the "lists" column of the policy reading's Benefits table
     "bj.work_residence_permit": {"I", "U"}, "bj.title.intermediate": {"I", "O"}, "bj.skill_certificate": {"I", "O"},
     "bj.visa_residence": {"I", "U", "O"}, "bj.work_permit": {"I", "U", "O"}, "bj.overseas_experience": {"I", "U"},
     "bj.employer_support": {"I", "U"}, **{c: {"U"} for c in U_ONLY}, "bj.passport_hkmo_convenience": {"O"},
-    "bj.mutual_recognition": {"M"}, "bj.practice": {"I"}, "bj.notarization_waiver": {"I", "U", "O"},
+    "bj.mutual_recognition": {"M"}, "bj.practice": {"I", "U", "O"}, "bj.notarization_waiver": {"I", "U", "O"},
 }
 ONE_ONE = {"bj.work_residence_permit", "bj.title.intermediate", "bj.skill_certificate", "bj.visa_residence",
            "bj.work_permit", "bj.overseas_experience", "bj.employer_support"}
 DESIGNATED = {"BJ2025-I-135", "BJ2025-I-138", "BJ2025-I-139", "BJ2025-I-140", "BJ2025-I-142", "BJ2025-I-143",
               "BJ2025-I-141"}
+COUNTERPARTS = {"BJ2025-I-134", "BJ2025-I-136", "BJ2025-I-137"}
 
 
 def _ids(list_code: str, numbers: list[int]) -> set[str]:
@@ -401,7 +467,7 @@ def test_every_row_gets_every_rule_and_the_right_ones_apply(registry: Registry) 
         expected = {c for c, lists in LISTS.items() if e.list in lists}
         if e.list == "U":
             expected |= {c for c in ONE_ONE if "I" in LISTS[c]}
-        if e.id in DESIGNATED:
+        if e.id in DESIGNATED | COUNTERPARTS:
             expected.add("bj.mutual_recognition")
         assert applied == expected, e.id
         for d in decisions:
@@ -500,9 +566,10 @@ def test_a_revoked_verification_does_not_waive_notarisation(registry: Registry) 
 def test_settings_are_the_open_questions(registry: Registry) -> None:
     settings = {s.key: s for s in registry.policy_settings("beijing")}
     assert set(settings) == {"bj.experience.evidence", "bj.experience.range_upper_bound", "bj.hkmotw.where_unclear",
-                             "bj.before_effective", "bj.withdrawal.decided_benefits"}
+                             "bj.before_effective", "bj.withdrawal.decided_benefits",
+                             "bj.skill_certificate.outbound_rows", "bj.mutual_recognition.counterparts"}
     for s in settings.values():
-        assert s.why and s.description and s.default in s.choices
+        assert s.why and s.description and (s.default in s.choices or not s.choices)
     assert settings["bj.experience.range_upper_bound"].default is False
     assert settings["bj.hkmotw.where_unclear"].default == "included"
 

@@ -51,6 +51,7 @@ __all__ = [
     "Env",
     "RuleSpec",
     "benefits_data",
+    "counterpart_of",
     "decide",
     "designations",
     "mra_benefit_rules",
@@ -58,6 +59,7 @@ __all__ = [
     "mra_policy_settings",
     "practice_sector",
     "resolve_settings",
+    "row_ids",
 ]
 
 DATA_FILE = "benefits-2025.toml"
@@ -67,7 +69,9 @@ EVIDENCE = "bj.experience.evidence"
 UPPER_BOUND = "bj.experience.range_upper_bound"
 HKMOTW_UNCLEAR = "bj.hkmotw.where_unclear"
 BEFORE_EFFECTIVE = "bj.before_effective"
-READ_BY_CONDITIONS = (EVIDENCE, UPPER_BOUND, HKMOTW_UNCLEAR, BEFORE_EFFECTIVE)
+OUTBOUND_SKILL_ROWS = "bj.skill_certificate.outbound_rows"
+COUNTERPARTS = "bj.mutual_recognition.counterparts"
+READ_BY_CONDITIONS = (EVIDENCE, UPPER_BOUND, HKMOTW_UNCLEAR, BEFORE_EFFECTIVE, OUTBOUND_SKILL_ROWS, COUNTERPARTS)
 """The settings the conditions below read; the data file must declare each."""
 
 
@@ -116,13 +120,24 @@ class RuleSpec(_Data):
 
 
 class _Employment(_Data):
-    clause: str
     words: str
+    list_clause: dict[str, str]
+    headings: dict[str, str] = Field(description="clause → the words that set the Beijing-employer term")
+
+    def clause_for(self, rule_clause: str, entry_list: str) -> str:
+        """The clause whose heading sets the term for this rule and row: the rule's own where it has a heading
+        (四.2), else the heading of the row's list (一(一), 一(二), 一(三))."""
+        parts = [p.strip() for p in rule_clause.split(",")]
+        own = [p for p in parts if p in self.headings]
+        if own:
+            return own[0]
+        return self.list_clause.get(entry_list, parts[0])
 
 
 class _Experience(_Data):
     words: str
     universal_studios_provision: str
+    term_provisions: dict[str, str] = Field(default_factory=dict, description="provision code → what it asks")
 
 
 class _Cumulation(_Data):
@@ -137,10 +152,15 @@ class _Sector(_Data):
     name: str
     fields: tuple[str, ...] = ()
     provisions: tuple[str, ...] = ()
+    department: str = Field("", description="the competent department, where the rows or the notice name one")
+    department_provisions: dict[str, str] = Field(
+        default_factory=dict, description="provision code → the department a row with it names"
+    )
 
 
 class _Practice(_Data):
     words: str
+    sector_rules: str
     mainland_countries: tuple[str, ...]
     term_provisions: tuple[str, ...]
     note_provisions: tuple[str, ...] = ()
@@ -148,10 +168,20 @@ class _Practice(_Data):
     sector: tuple[_Sector, ...]
 
 
+class _Counterpart(_Data):
+    row: str
+    counterpart: str
+
+
 class _Mutual(_Data):
     list: str
     words: str
     reading: str
+    counterpart_reading: str
+    counterpart: tuple[_Counterpart, ...] = ()
+
+    def counterpart_of(self, row: str) -> str | None:
+        return next((c.counterpart for c in self.counterpart if c.row == row), None)
 
 
 class BenefitsData(_Data):
@@ -171,6 +201,7 @@ class BenefitsData(_Data):
     cumulation: _Cumulation
     practice: _Practice
     mutual: _Mutual
+    provision_notes: dict[str, str] = Field(default_factory=dict, description="provision code → what it means")
     setting: tuple[PolicySetting, ...]
     rule: tuple[RuleSpec, ...]
 
@@ -211,6 +242,9 @@ def benefits_data() -> BenefitsData:
     for spec in data.rule:
         problems += [f"{spec.code}: unknown condition {n!r}" for n in (*data.common_conditions, *spec.conditions)
                      if n not in CONDITIONS]
+        if "row_notes" in spec.params:
+            problems += [f"{spec.code}: row note {c!r} is not in [provision_notes]" for c in spec.texts("row_notes")
+                         if c not in data.provision_notes]
         data.benefit_rule(spec)
     declared = {st.key for st in data.setting}
     problems += [f"setting {k!r} is read but not declared" for k in READ_BY_CONDITIONS if k not in declared]
@@ -235,10 +269,28 @@ def resolve_settings(data: BenefitsData, settings: Mapping[str, object]) -> dict
         if value is not None and not isinstance(value, str | int | float | bool):
             bad.append(f"{s.key}={value!r}: not a plain value")
             continue
+        if s.key in _ROW_LIST_SETTINGS:
+            bad += _bad_rows(s.key, value, _ROW_LIST_SETTINGS[s.key])
         out[s.key] = value
     if bad:
         raise ValidationFailed("invalid Beijing policy settings", bad)
     return out
+
+
+_ROW_LIST_SETTINGS = {OUTBOUND_SKILL_ROWS: "O"}
+"""Settings whose value names catalogue rows (ids separated by ';'), with the list the rows must be in."""
+
+
+def row_ids(value: object) -> tuple[str, ...]:
+    """The row ids a row-list setting names (';'-separated; empty: none)."""
+    return tuple(part.strip() for part in str(value or "").split(";") if part.strip())
+
+
+def _bad_rows(key: str, value: object, list_code: str) -> list[str]:
+    edition = load_edition()
+    rows = {e.id for e in edition.entries if e.list == list_code}
+    return [f"{key}: {ident!r} is not a row of list {list_code} (ids like {min(rows)})"
+            for ident in row_ids(value) if ident not in rows]
 
 
 # --- conditions -----------------------------------------------------------------------------------------------
@@ -254,6 +306,8 @@ class Env:
     settings: Mapping[str, SettingValue]
     day: date
     designation: CatalogueEntry | None
+    counterpart: tuple[str, CatalogueEntry] | None = None
+    """For a row whose own remark states a mutual recognition: the counterpart row and its list (四) designation."""
 
 
 def _in_force(env: Env) -> Check | None:
@@ -278,8 +332,12 @@ def _beijing_employment(env: Env) -> Check:
     check = employed_in("beijing_employment", env.context.employment, env.day, JURISDICTION.regions)
     if check.status is not Status.FAILED:
         return check
-    words = f"\"{env.data.employment.words}\", {env.data.employment.clause}"
-    return Check.failed(check.condition, f"{check.detail}: every Beijing benefit needs it ({words})")
+    terms = env.data.employment
+    clause = terms.clause_for(env.spec.clause, env.context.entry.list)
+    return Check.failed(
+        check.condition,
+        f"{check.detail}: {clause} is for holders \"{terms.words}\" (\"{terms.headings[clause]}\")",
+    )
 
 
 def _universal_studios(env: Env) -> str | None:
@@ -381,12 +439,50 @@ def _title_level(env: Env) -> list[Check]:
     ]
 
 
-def _row_provision(env: Env) -> Check:
-    code = env.spec.text("provision")
-    for p in env.context.entry.provisions:
+def _row_terms(env: Env) -> list[Check]:
+    """The row's own filing and registration terms (I-121, I-116, I-118…120): still to be shown."""
+    terms = env.data.experience.term_provisions
+    return [
+        Check.pending("row_terms", f"the row's term: \"{p.words}\" ({terms[p.code]})")
+        for p in env.context.entry.provisions
+        if p.code in terms
+    ]
+
+
+def _row_notes(env: Env) -> list[Check]:
+    """Provisions of the row that qualify this rule in the holder's favour (I-13, I-68: 可不受母语国限制)."""
+    codes = env.spec.texts("row_notes")
+    notes = env.data.provision_notes
+    return [
+        Check.met("row_notes", f"the row provides: \"{p.words}\" ({notes[p.code]})")
+        for p in env.context.entry.provisions
+        if p.code in codes
+    ]
+
+
+def _skill_certificate_row(env: Env) -> Check:
+    entry, spec = env.context.entry, env.spec
+    name = "skill_certificate_row"
+    if entry.list == spec.text("outbound_list"):
+        key = OUTBOUND_SKILL_ROWS
+        named = row_ids(env.settings[key])
+        words = spec.text("outbound_words")
+        if not named:
+            return Check.pending(
+                name,
+                f"the skills authority naming this certification among those with a matching skill-level "
+                f"certificate (一(三)2: \"{words}\"; no list (三) row names one; setting {key} names none)",
+            )
+        if entry.id in named:
+            return Check.met(name, f"named among the list (三) certifications with a matching skill-level "
+                                   f"certificate (\"{words}\"; setting {key})")
+        return Check.failed(name, f"not among the list (三) certifications named as having a matching skill-level "
+                                  f"certificate (\"{words}\"; setting {key} = {env.settings[key]})")
+    code = spec.text("provision")
+    for p in entry.provisions:
         if p.code == code:
-            return Check.met("row_provision", f"the row provides it: \"{p.words}\"")
-    return Check.failed("row_provision", env.spec.text("absent"))
+            return Check.met(name, f"the row provides it: \"{p.words}\"")
+    return Check.failed(name, spec.text("absent"))
 
 
 def _work_permit_age(env: Env) -> Check:
@@ -411,19 +507,24 @@ def _notes(env: Env) -> list[Check]:
     return [Check.met("notes", t) for t in env.spec.texts("notes")]
 
 
-def practice_sector(data: BenefitsData, entry: CatalogueEntry) -> str | None:
-    """The clause 三 sector of a row issued outside the mainland, or None where 三 does not cover it."""
+def _sector(data: BenefitsData, entry: CatalogueEntry) -> _Sector | None:
     if entry.country.strip() in data.practice.mainland_countries:
         return None
     for sector in data.practice.sector:
         if set(sector.fields) & set(entry.fields) or any(entry.has_provision(p) for p in sector.provisions):
-            return sector.name
+            return sector
     return None
+
+
+def practice_sector(data: BenefitsData, entry: CatalogueEntry) -> str | None:
+    """The clause 三 sector of a row issued outside the mainland, or None where 三 does not cover it."""
+    sector = _sector(data, entry)
+    return sector.name if sector is not None else None
 
 
 def _practice_row(env: Env) -> list[Check]:
     data, entry = env.data, env.context.entry
-    sector = practice_sector(data, entry)
+    sector = _sector(data, entry)
     reading = data.practice.reading
     if sector is None:
         if entry.country.strip() in data.practice.mainland_countries:
@@ -434,13 +535,23 @@ def _practice_row(env: Env) -> list[Check]:
         scope = "三 covers 境外 finance, accounting, physician and teacher qualifications only"
         return [Check.failed("practice_row", f"{scope}: {why}", [reading])]
     where = entry.country or "an international body, no country named"
-    rules = "依据本市各相关行业主管部门制定的具体实施办法与操作规范"
+    rules = data.practice.sector_rules
+    department = sector.department or next(
+        (d for code, d in sector.department_provisions.items() if entry.has_provision(code)), ""
+    )
+    named = f"; competent department: {department}" if department else "; the notice and the row name no department"
     checks = [
         Check.met(
             "practice_row",
-            f"a 境外 {sector} qualification ({where}), practising under the sector regulator's rules (\"{rules}\")",
+            f"a 境外 {sector.name} qualification ({where}), practising under the sector regulator's rules "
+            f"(\"{rules}\")",
             [reading],
-        )
+        ),
+        Check.pending(
+            "practice_row",
+            f"the implementing rules and operating norms of the Beijing department competent for {sector.name}"
+            f"{named} (\"{data.practice.sector_rules}\")",
+        ),
     ]
     for p in entry.provisions:
         if p.code in data.practice.term_provisions:
@@ -452,8 +563,23 @@ def _practice_row(env: Env) -> list[Check]:
 
 def _designated_in_list_four(env: Env) -> list[Check]:
     m = env.designation
+    name = "designated_in_list_four"
+    if m is None and env.counterpart is not None:
+        row, cm = env.counterpart
+        words = next((p.words for p in env.context.entry.provisions if p.code == "mutual_recognition"), "")
+        key = COUNTERPARTS
+        if env.settings[key] == "excluded":
+            return [Check.failed(name, f"the row is not designated in list (四); its own mutual recognition "
+                                       f"(\"{words}\") with {row} does not bring it into 二 "
+                                       f"(setting {key} = excluded)")]
+        return [
+            Check.met(name, f"the row's own mutual recognition (\"{words}\") with {row}, designated in list (四) by "
+                            f"{cm.id}", [env.data.mutual.reading, f"{env.data.mutual.counterpart_reading} "
+                                                                 f"(setting {key} = included)"]),
+            Check.pending(name, f"{cm.id}'s own terms: \"{cm.remark}\""),
+        ]
     if m is None:
-        return [Check.failed("designated_in_list_four", "the row is not designated in list (四)")]
+        return [Check.failed(name, "the row is not designated in list (四)")]
     return [
         Check.met("designated_in_list_four", f"designated in list (四) by {m.id}", [env.data.mutual.reading]),
         Check.pending("designated_in_list_four", f"{m.id}'s own terms: \"{m.remark}\""),
@@ -476,7 +602,9 @@ CONDITIONS: Mapping[str, Callable[[Env], Check | Sequence[Check] | None]] = {
     "row_experience": _row_experience,
     "holder_category": _holder_category,
     "title_level": _title_level,
-    "row_provision": _row_provision,
+    "row_terms": _row_terms,
+    "row_notes": _row_notes,
+    "skill_certificate_row": _skill_certificate_row,
     "work_permit_age": _work_permit_age,
     "to_show": _to_show,
     "notes": _notes,
@@ -501,6 +629,19 @@ def _benefit_rules() -> Mapping[str, BenefitRule]:
 def designations() -> Mapping[str, CatalogueEntry]:
     """List (四) of this plugin's own catalogue: the designated row's id → the designating row."""
     return {e.designates: e for e in load_edition().entries if e.designates}
+
+
+def counterpart_of(
+    data: BenefitsData, entry_id: str, designated: Mapping[str, CatalogueEntry]
+) -> tuple[str, CatalogueEntry] | None:
+    """The counterpart of a row whose own remark states a mutual recognition, where that counterpart is
+    designated in list (四) and the row itself is not: (counterpart id, its designating row)."""
+    if entry_id in designated:
+        return None
+    row = data.mutual.counterpart_of(entry_id)
+    if row is None or row not in designated:
+        return None
+    return row, designated[row]
 
 
 def _placement(data: BenefitsData, spec: RuleSpec, entry_list: str, designated: bool) -> bool | None:
@@ -529,7 +670,8 @@ def _outside_lists(data: BenefitsData, spec: RuleSpec, entry: CatalogueEntry) ->
 
 
 def _inputs(
-    context: DecisionContext, day: date, designation: CatalogueEntry | None
+    context: DecisionContext, day: date, designation: CatalogueEntry | None,
+    counterpart: tuple[str, CatalogueEntry] | None = None,
 ) -> dict[str, str | int | float | bool | None]:
     """Derived, non-personal facts the decision used (never a birth date or a document number)."""
     emp = context.employment
@@ -546,6 +688,7 @@ def _inputs(
         "universal_studios": emp.universal_studios if emp else False,
         "platform_verified": context.platform_verified,
         "designated_by": designation.id if designation else None,
+        "counterpart": counterpart[0] if counterpart else None,
     }
 
 
@@ -569,17 +712,23 @@ def decide(
         raise ValidationFailed(f"{entry.id} is a designation in list (四), not a certificate: decide on {target}")
     values = resolve_settings(data, settings or {})
     day = local_date(context.at, data.utc_offset_hours)
-    designation = (designations() if designated_by is None else designated_by).get(entry.id)
-    decider = Decider(context, jurisdiction=JURISDICTION.code, plugin=PLUGIN, inputs=_inputs(context, day, designation))
+    designated = designations() if designated_by is None else designated_by
+    designation = designated.get(entry.id)
+    counterpart = counterpart_of(data, entry.id, designated)
+    decider = Decider(
+        context, jurisdiction=JURISDICTION.code, plugin=PLUGIN,
+        inputs=_inputs(context, day, designation, counterpart),
+    )
     out: list[BenefitDecision] = []
     rules = _benefit_rules()
     for spec in data.rule:
-        cumulated = _placement(data, spec, entry.list, designation is not None)
+        cumulated = _placement(data, spec, entry.list, designation is not None or counterpart is not None)
         readings: list[str] = []
         if cumulated is None:
             checks = [_outside_lists(data, spec, entry)]
         else:
-            env = Env(data=data, spec=spec, context=context, settings=values, day=day, designation=designation)
+            env = Env(data=data, spec=spec, context=context, settings=values, day=day, designation=designation,
+                      counterpart=counterpart)
             checks = evaluate((*data.common_conditions, *spec.conditions), CONDITIONS, env)
             readings = [*spec.readings, *([data.cumulation.reading] if cumulated else [])]
         out.append(decider.decide(rules[spec.code], checks, base=spec.outcome, readings=readings))

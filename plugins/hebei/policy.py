@@ -18,7 +18,7 @@ SETTINGS: tuple[PolicySetting, ...] = (
             "京人社事业发〔2025〕11号 四.3 grants treatments 'according to the relevant rules' of the destination "
             "and names none. No Hebei catalogue or treatment list for Beijing-catalogue holders was found; the "
             "China (Hebei) Pilot FTZ (雄安, 正定, 曹妃甸, 大兴机场) is to align with 京津冀 coordination, which names "
-            "no treatment either (policy-reading.md, 'Tianjin and Hebei'), so the bureau names what applies"
+            "no treatment either, so the bureau names what applies"
         ),
     ),
 )
