@@ -26,6 +26,8 @@ MODULES = [
     "dlq",
     "keys",
     "holder_privacy",
+    "access",
+    "serve",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

@@ -17,11 +17,15 @@ __all__ = ["COMMANDS"]
 
 @click.command("up")
 @click.option("--jurisdictions", help="Comma-separated bureaus to run (default: every loaded jurisdiction).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="The web door's port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The web door's address.")
+@click.option("--no-web", is_flag=True, help="Do not serve the web door.")
 @json_option
 @pass_ctx
-def up(ctx: Ctx, jurisdictions: str | None, as_json: bool) -> None:
-    """Start the local broker if needed, then run the verification platform and the bureaus until Ctrl-C.
-    Submit requests and employment facts from another terminal (`mra verify submit`, `mra employment start`)."""
+def up(ctx: Ctx, jurisdictions: str | None, port: int, host: str, no_web: bool, as_json: bool) -> None:
+    """Start the local broker if needed, then run the verification platform, the bureaus and the web door (as
+    `mra serve`) until Ctrl-C. Submit requests in the browser, or from another terminal (`mra verify submit`,
+    `mra employment start`)."""
     state = ctx.ensure_state_dir()
     if not ctx.bootstrap and not broker_status(state).running:
         info = start_broker(state)
@@ -38,6 +42,13 @@ def up(ctx: Ctx, jurisdictions: str | None, as_json: bool) -> None:
     threads = [threading.Thread(target=run, name=f"mra-{i}", daemon=True) for i, run in enumerate(runs)]
     for t in threads:
         t.start()
+    web = None
+    if not no_web:
+        from mra.web.server import WebServer
+
+        web = WebServer(state, ctx.bootstrap, host, port)
+        web.start()
+        click.echo(f"web door at {web.address} (OpenAPI at {web.address}openapi.json)", err=True)
     click.echo(
         f"platform and bureaus {', '.join(codes)} running on {runtime.resolve_bootstrap()}; Ctrl-C to stop", err=True
     )
@@ -48,6 +59,8 @@ def up(ctx: Ctx, jurisdictions: str | None, as_json: bool) -> None:
     except KeyboardInterrupt:
         click.echo("stopping…", err=True)
     finally:
+        if web is not None:
+            web.stop()
         for s in stops:
             s.set()
         for t in threads:

@@ -1,0 +1,24 @@
+"""``mra serve``: the web door (HTTP API and pages) over the state dir's platform and bureaus."""
+
+from __future__ import annotations
+
+import click
+
+from mra.commands._common import Ctx, pass_ctx
+
+__all__ = ["COMMANDS", "serve"]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
+@pass_ctx
+def serve(ctx: Ctx, host: str, port: int) -> None:
+    """Serve the API (OpenAPI at /openapi.json) and the pages: employers, the public check, clerks, operators.
+    Settings: web/settings.json in the state dir (see docs/web.md)."""
+    from mra.web.server import run
+
+    run(ctx.ensure_state_dir(), ctx.bootstrap, host, port)
+
+
+COMMANDS: list[click.Command] = [serve]
