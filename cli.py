@@ -6,6 +6,7 @@ failures into one line on stderr with a non-zero exit.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -49,7 +50,10 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected failures become a message and an exit code, never a traceback."""
+    """Entry point: expected failures become a message and an exit code, never a traceback.
+
+    Everything mra writes under its state directory is its owner's alone, whatever umask it was started with."""
+    os.umask(os.umask(0o077) | 0o077)
     try:
         code = cli.main(args=argv, prog_name="mra", standalone_mode=False)
         if isinstance(code, int) and code:  # ctx.exit(n) comes back as a return value here

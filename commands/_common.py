@@ -37,8 +37,9 @@ class Ctx:
     bootstrap: str | None
 
     def ensure_state_dir(self) -> Path:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        return self.state_dir
+        from mra.services.files import private_dir
+
+        return private_dir(self.state_dir)
 
     def runtime(self) -> Runtime:
         from mra.services.runtime import Runtime

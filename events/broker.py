@@ -113,13 +113,13 @@ def start_broker(state_dir: Path, port: int | None = None, timeout: float = 15.0
     current = broker_status(state_dir)
     if current.running:
         return current
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     binary = _binary()
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_path = state_dir / LOG_FILE
     env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-    with open(log_path, "ab") as log:
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         proc = subprocess.Popen(
             [
                 binary,
@@ -146,7 +146,8 @@ def start_broker(state_dir: Path, port: int | None = None, timeout: float = 15.0
         if port_answers("127.0.0.1", port):
             bootstrap, started = f"127.0.0.1:{port}", time.time()
             record = {"pid": proc.pid, "bootstrap": bootstrap, "started_at": started, "binary": binary}
-            (state_dir / STATE_FILE).write_text(json.dumps(record))
+            with os.fdopen(os.open(state_dir / STATE_FILE, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o600), "w") as f:
+                f.write(json.dumps(record))
             return BrokerInfo(True, bootstrap, proc.pid, started, binary, str(log_path))
         time.sleep(0.05)
     proc.kill()

@@ -14,6 +14,8 @@ Faults, and what the loop does about them:
   the same batch again; the handler is idempotent, so a batch applied before the failure is not applied twice.
 - A handler fails on an event for another reason: the batch is applied one event at a time, each retried
   ``retries`` times, and the one that keeps failing is dead-lettered with the reason; the others go on.
+- A handler refuses an event for good (:class:`EventRefused`, say an event id its publisher used before for
+  other content): the batch is applied one event at a time and that event is dead-lettered at once, untried.
 - A record that is not an mra event (or that the decoder chokes on in any way) is dead-lettered with the reason.
 - A failure the cluster will not cure by waiting (it refused a message, say for its size) stops the consumer with
   that message: it is no event's fault, so no event is dead-lettered for it, and waiting would be forever.
@@ -45,6 +47,7 @@ __all__ = [
     "TRANSIENT",
     "DeadLetter",
     "Delivery",
+    "EventRefused",
     "Handler",
     "LogTruncated",
     "Processor",
@@ -62,6 +65,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (PublishError, ConnectionError, Tim
 def is_transient(error: BaseException) -> bool:
     """A failure of the cluster that waiting can cure; a message the cluster refused (``retriable`` false) is not."""
     return isinstance(error, TRANSIENT) and getattr(error, "retriable", True) is not False
+
+
+class EventRefused(MraError):
+    """A handler's refusal of one event, for a reason trying again cannot cure: the consumer dead-letters the
+    event with this message and goes on."""
 
 
 class LogTruncated(MraError):
@@ -363,8 +371,12 @@ class Processor:
                     if isinstance(e, TRANSIENT):
                         raise
                     error = e
+                    if isinstance(e, EventRefused):
+                        break
             if error is not None:
-                letter = DeadLetter(d.record, f"handler failed: {type(error).__name__}: {error}")
+                refused = isinstance(error, EventRefused)
+                reason = str(error) if refused else f"handler failed: {type(error).__name__}: {error}"
+                letter = DeadLetter(d.record, reason)
                 self._send_dead([letter])
                 self.handler.apply([], [letter])
                 all_dead.append(letter)

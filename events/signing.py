@@ -1,9 +1,10 @@
 """Signed events, signed checkpoints and the trust store: who may publish what, and the proof that they did.
 
 Every publisher identity (``verification-platform``, ``platform-intake``, ``beijing-intake``, ``bureau-beijing``, …)
-holds Ed25519 keys. A key id is the first 16 hex digits of the SHA-256 of the raw public key; the trust store maps
-key ids to identities and says which event types each identity may publish (patterns such as
-``cn.jjj.verification.*``). Keys are rotated, never forgotten: a retired key still verifies what it signed, and a
+holds Ed25519 keys, one active key per running instance (all instances of a bureau publish as one identity, each
+signing its own chain epochs with its own key). A key id is the first 16 hex digits of the SHA-256 of the raw
+public key; the trust store maps key ids to identities and says which event types each identity may publish
+(patterns such as ``cn.jjj.verification.*``). Keys are rotated, never forgotten: a retired key still verifies what it signed, and a
 reader picks the key by the event's ``mrakey`` attribute.
 
 Two ways to prove an event, chosen by :class:`Mode`:
@@ -200,6 +201,7 @@ class TrustedKey(_Model):
     public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
     created: datetime
     retired: datetime | None = Field(None, description="set when rotated out; it still verifies what it signed")
+    instance: str = Field("", description="which running instance of the identity holds the private key")
 
 
 class TrustedIdentity(_Model):
@@ -239,10 +241,23 @@ class TrustStore(_Model):
             name = ce_type
         return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(ce_type, p) for p in ident.may_publish)
 
-    def with_key(self, identity: str, key: TrustedKey, may_publish: Sequence[str] | None = None) -> TrustStore:
-        """A copy with ``key`` added to ``identity`` (created if new) and earlier keys marked retired."""
+    def with_key(
+        self,
+        identity: str,
+        key: TrustedKey,
+        may_publish: Sequence[str] | None = None,
+        retire: Iterable[str] = (),
+    ) -> TrustStore:
+        """A copy with ``key`` added to ``identity`` (created if new) and the keys ``retire`` names marked retired.
+
+        An identity holds one active key per running instance (each instance signs its own chain epochs); a key
+        added for a new instance leaves the others active, a rotation retires the one it replaces."""
         ident = self.identities.get(identity, TrustedIdentity())
-        keys = tuple(k if k.retired else k.model_copy(update={"retired": key.created}) for k in ident.keys)
+        gone = set(retire)
+        keys = tuple(
+            k if k.retired or k.key_id not in gone else k.model_copy(update={"retired": key.created})
+            for k in ident.keys
+        )
         grants = tuple(may_publish) if may_publish is not None else ident.may_publish
         updated = TrustedIdentity(may_publish=grants, keys=(*keys, key))
         return self.model_copy(update={"identities": {**self.identities, identity: updated}})

@@ -15,7 +15,10 @@ within a partition. What it can and cannot show:
   outbox re-publishes what a crashed publisher could not send: that is a re-send, not a loss;
 - events reordered within a partition, a chain link that names another predecessor, two events claiming
   one place in a chain, and events with no stamp at all;
-- an event redelivered (same id, same content) is reported as a redelivery, not as tampering.
+- an event redelivered (same id, same content) is reported as a redelivery, not as tampering; an id used again
+  for other content (another type, body or time, by the same publisher or another) is tampering: readers key
+  idempotency by (publisher, id) and dead-letter the second, so nobody can pre-empt an id, but publishing under an
+  id already taken is no accident (ids are random or derived from what they name).
 
 The hashes are not keyed: someone who can write to the topics and recompute a whole consistent chain, or
 drop an epoch's last events, is not caught by the chain alone; signatures and signed checkpoints are what
@@ -406,9 +409,11 @@ def write_export(rows: Iterable[dict[str, Any]], path: Path) -> str:
 
 # --- tamper evidence ------------------------------------------------------------------------------------------
 
-TAMPERING = frozenset({"altered", "missing", "broken_chain", "reordered", "conflict", "unstamped", "malformed"})
-"""Finding kinds that are evidence of tampering; the others (redelivery, resent, gap_unverified, id_reused)
-are reported for the record."""
+TAMPERING = frozenset(
+    {"altered", "missing", "broken_chain", "reordered", "conflict", "unstamped", "malformed", "id_reused"}
+)
+"""Finding kinds that are evidence of tampering; the others (redelivery, resent, gap_unverified) are reported for
+the record."""
 
 
 @dataclass(frozen=True)
@@ -447,6 +452,7 @@ class _Stamped:
     prev: str
     claimed: str
     actual: str
+    type: str = ""
 
     @property
     def where(self) -> str:
@@ -527,10 +533,15 @@ def _read_stamp(r: Record) -> _Stamped | Finding | None:
             _header_text(headers, "ce_mraprev"),
             _header_text(headers, "ce_mrahash"),
             _recomputed(r, headers),
+            _header_text(headers, "ce_type"),
         )
     except (KeyError, ValueError):
         return Finding("malformed", *here, "incomplete or malformed publisher stamp")
     return stamp
+
+
+def _reuse(first: _Stamped, other: _Stamped) -> str:
+    return f"type {first.type} then {other.type}" if first.type != other.type else "same type, other content"
 
 
 def _seqs(a: int, b: int) -> str:
@@ -697,9 +708,15 @@ def verify(
                     (
                         f"a redelivery of event {other.id} first at {first.where} (same id and content)"
                         if same
-                        else f"event id {other.id} of the event at {first.where}, with other content"
+                        else f"event id {other.id} of the event at {first.where} (published by {first.publisher}) "
+                        f"used again by {other.publisher} for other content ({_reuse(first, other)})"
+                        + (
+                            ": readers dead-letter it"
+                            if other.publisher == first.publisher
+                            else ": readers keep the two apart by publisher"
+                        )
                     )
-                    + again,
+                    + (again if same else ""),
                     other.publisher,
                     other.epoch,
                     other.seq,

@@ -33,6 +33,7 @@ from mra.events.schemas import (
 from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
+from mra.services.files import private_dir
 from mra.services.keys import init_keys, standard_identities, verification_settings
 from mra.services.platform import (
     Platform,
@@ -217,7 +218,7 @@ def run_demo(state_dir: Path, bootstrap: str | None, say: Callable[[str], None])
 def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> DemoReport:
     prefix = f"demo-{uuid.uuid4().hex[:8]}."
     home = state_dir / "demo" / prefix.rstrip(".")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     runtime = Runtime(home, bootstrap, Topics(prefix, 3))
     report = DemoReport(bootstrap, prefix, str(home))
     registry = load_registry()

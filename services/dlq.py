@@ -27,6 +27,7 @@ from mra.events.bus import TopicPartition, Transport
 from mra.events.consumer import DLQ_HEADER_PREFIX
 from mra.events.envelope import Record
 from mra.events.topics import LOGICAL_TOPICS, Topics
+from mra.services.files import private_sqlite
 
 __all__ = [
     "DeadLetterEntry",
@@ -226,7 +227,7 @@ class RedriveLog:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)
         self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(self.SCHEMA)

@@ -54,6 +54,7 @@ from mra.events.signing import (
     public_key_text,
 )
 from mra.events.topics import Topics
+from mra.services.files import private_dir, private_file, private_sqlite
 
 __all__ = [
     "DataKeyStore",
@@ -113,7 +114,7 @@ class KeyPaths:
 
 
 def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(path)
 
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -136,7 +137,7 @@ def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
 def _locked(paths: KeyPaths) -> Iterator[None]:
     """One writer of the key files at a time (key generation and rotation read, change and write them)."""
     _private_dir(paths.root)
-    with open(paths.root / ".lock", "a") as f:
+    with open(private_file(paths.root / ".lock"), "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -173,7 +174,9 @@ def load_trust(state_dir: Path) -> TrustStore | None:
 
 
 def save_trust(state_dir: Path, trust: TrustStore) -> None:
-    _write(KeyPaths(state_dir).trust, (trust.model_dump_json(indent=2) + "\n").encode(), 0o644)
+    """Write the trust store, readable by its owner only (it says who may publish what: no other user's business,
+    and nobody else's to change)."""
+    _write(KeyPaths(state_dir).trust, (trust.model_dump_json(indent=2) + "\n").encode())
 
 
 def verification_settings(state_dir: Path) -> tuple[VerificationSettings, TrustStore | None]:
@@ -286,7 +289,7 @@ def rotate_key(state_dir: Path, identity: str, now: datetime | None = None) -> d
             .model_dump_json(indent=2)
             .encode(),
         )
-        trust = (load_trust(state_dir) or TrustStore()).with_key(identity, public)
+        trust = (load_trust(state_dir) or TrustStore()).with_key(identity, public, retire=[current.active])
         save_trust(state_dir, trust)
     return {"identity": identity, "key_id": public.key_id, "retired": current.active, "created": now.isoformat()}
 
@@ -417,7 +420,7 @@ class SqliteBook:
     """Verified checkpoints in a SQLite file, so they outlive the reader that verified them."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(
@@ -463,8 +466,7 @@ class DataKeyStore:
     """
 
     def __init__(self, path: Path) -> None:
-        _private_dir(path.parent)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        private_sqlite(path)
         self.path = path
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA secure_delete = ON")
@@ -655,7 +657,7 @@ def restore_keys(state_dir: Path, src: Path, passphrase: str | None = None, forc
             if name == "keys/holders.db":
                 for suffix in ("-wal", "-shm", "-journal"):
                     Path(str(target) + suffix).unlink(missing_ok=True)
-            _write(target, data, 0o644 if name == "keys/trust.json" else 0o600)
+            _write(target, data)
     reapplied = 0
     if kept:
         store = DataKeyStore(paths.holders)

@@ -10,7 +10,6 @@ erasing the holder (``mra holder erase``) erases it here too.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Mapping
 from contextlib import closing
@@ -35,6 +34,7 @@ from mra.events.schemas import (
     VerificationRefused,
     VerificationRequested,
 )
+from mra.services.files import private_sqlite
 from mra.services.platform_request import (
     HolderIn,
     RequestIn,
@@ -106,9 +106,8 @@ class Intake:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the same mode
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        private_sqlite(path)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")

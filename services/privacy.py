@@ -41,6 +41,7 @@ from mra.events.publisher import Publisher
 from mra.events.schemas import BenefitDecided, HolderErased, HolderRegistered
 from mra.events.topics import Topics
 from mra.services.audit import read_log
+from mra.services.files import private_dir
 from mra.services.keys import DataKeyStore, ErasedHolder, KeyPaths
 
 __all__ = [
@@ -78,7 +79,7 @@ def pseudonym_key(path: Path) -> bytes:
             text = ""
         if text:
             return bytes.fromhex(text)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

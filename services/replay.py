@@ -34,6 +34,7 @@ from mra.events.consumer import DeadLetter, Delivery, Processor, RunStats
 from mra.events.envelope import Record
 from mra.events.topics import Topics
 from mra.services.bureau import BUREAU_TOPICS, BureauStore
+from mra.services.files import private_dir
 from mra.services.privacy import PersonalData
 from mra.services.runtime import Runtime
 from mra.services.whatif import Scenario, what_if_registry
@@ -297,7 +298,7 @@ def replay(
     window = window or Window()
     scenario_registry = what_if_registry(registry, what_if, jurisdiction) if what_if is not None else None
     target = into or Path(tempfile.mkdtemp(prefix=f"mra-replay-{jurisdiction}-"))
-    target.mkdir(parents=True, exist_ok=True)
+    private_dir(target)
     db = _fresh(target / f"{jurisdiction}.db")
     what_if_db = _fresh(target / "what-if" / f"{jurisdiction}.db") if scenario_registry is not None else None
     own = transport is None

@@ -13,6 +13,7 @@ from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
 from mra.events.signing import Guard
 from mra.events.topics import Topics
+from mra.services.files import private_dir
 
 __all__ = ["Runtime"]
 
@@ -63,5 +64,5 @@ class Runtime:
 
     def path(self, *parts: str) -> Path:
         p = self.state_dir.joinpath(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(p.parent)
         return p

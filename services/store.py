@@ -2,8 +2,15 @@
 
 A read model is a cache of the topics: it can always be rebuilt by replay. What makes it safe to kill
 at any moment is that the change an event causes, the event's id and the partition's next offset are
-committed together, and an event id already applied is never applied again. A store that publishes what it
+committed together, and an event already applied is never applied again. A store that publishes what it
 decides does it through an :class:`Outbox`, on the same terms.
+
+Idempotency is keyed by (publisher identity, event id): an event is "already applied" only if the same identity
+published an event with that id before, so no publisher can take another's id (a revocation's or an erasure's,
+which are computable in advance) and make the genuine event look like a redelivery. The same key with other
+content (its content hash differs: another type, body, time, subject or source) is not a redelivery either: the
+event is refused (:class:`~mra.events.consumer.EventRefused`) and goes to the dead-letter topic with the reason,
+and ``mra audit verify`` reports it as tampering. See docs/interfaces.md for what every store must record.
 """
 
 from __future__ import annotations
@@ -15,12 +22,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from mra.core.errors import MraError
 from mra.events.bus import TopicPartition
-from mra.events.consumer import DeadLetter, Delivery
+from mra.events.consumer import DeadLetter, Delivery, EventRefused
+from mra.events.envelope import Envelope
 from mra.events.publisher import Publisher
 from mra.events.schemas import Event, upcast
+from mra.services.files import private_dir, private_sqlite
 
-__all__ = ["Outbox", "SqliteStore"]
+__all__ = ["Outbox", "SqliteStore", "id_reused", "publisher_of"]
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracking (
@@ -28,7 +38,9 @@ CREATE TABLE IF NOT EXISTS tracking (
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS applied (
-    event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL
+    publisher TEXT NOT NULL, event_id TEXT NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY (publisher, event_id)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, reason TEXT NOT NULL,
@@ -36,6 +48,22 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def publisher_of(env: Envelope) -> str:
+    """The identity an event is applied under: its publisher stamp's (verified before it gets here unless
+    verification is off), or "" for an unstamped event."""
+    return env.stamp.publisher if env.stamp is not None else ""
+
+
+def id_reused(env: Envelope, where: str, first_hash: str, first_type: str) -> EventRefused:
+    """The refusal of an event whose (publisher, id) was applied before with other content."""
+    other = f"type {first_type}" if first_type != env.type else "other content"
+    return EventRefused(
+        f"id reused: {publisher_of(env) or 'an unstamped publisher'} published event {env.id} ({env.type}) before "
+        f"with {other} (content hash {first_hash[:16]}…, now {env.hash[:16]}…, first at {where}): "
+        "not a redelivery; not applied"
+    )
 
 
 class SqliteStore:
@@ -46,12 +74,19 @@ class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_sqlite(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take this mode
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         if self.path is not None:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, which is what we face
+        columns = {r[0] for r in self.db.execute("SELECT name FROM pragma_table_info('applied')")}
+        if columns and "publisher" not in columns:
+            raise MraError(
+                f"the read model {path} records applied events by id alone (an older layout): rebuild it from the "
+                "log (mra replay, or remove the file and run the service again)"
+            )
         self.db.executescript(_BASE_SCHEMA + self.SCHEMA)
 
     def close(self) -> None:
@@ -81,15 +116,14 @@ class SqliteStore:
         )
 
     def apply(self, deliveries: Sequence[Delivery], dead: Sequence[DeadLetter]) -> None:
-        """Apply a batch once: skip event ids already applied, record every position, all in one transaction."""
+        """Apply a batch once: skip events already applied (same publisher, id and content), refuse an id reused
+        with other content, record every position, all in one transaction."""
         last: dict[TopicPartition, int] = {}
         with self.transaction() as db:
             for d in deliveries:
                 r = d.record
-                fresh = db.execute(
-                    "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?)", (d.envelope.id, r.topic, r.partition, r.offset)
-                ).rowcount
-                if fresh:
+                env = d.envelope
+                if self.record_applied(db, env, r.topic, r.partition, r.offset):
                     self.apply_event(db, d)
                 tp = (r.topic, r.partition)
                 last[tp] = max(last.get(tp, -1), r.offset)
@@ -105,6 +139,24 @@ class SqliteStore:
             for (topic, partition), offset in last.items():  # one write per partition per batch, same transaction
                 self._track(db, topic, partition, offset)
         self.after_commit()
+
+    @staticmethod
+    def record_applied(db: sqlite3.Connection, env: Envelope, topic: str, partition: int, offset: int) -> bool:
+        """Record ``env`` as applied under (publisher, id); say whether it is new. The same key with the same
+        content hash is a redelivery (False); with another, :class:`EventRefused` is raised."""
+        publisher = publisher_of(env)
+        if db.execute(
+            "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (publisher, env.id, env.hash, env.type, topic, partition, offset),
+        ).rowcount:
+            return True
+        first = db.execute(
+            "SELECT hash, type, topic, partition, offset FROM applied WHERE publisher = ? AND event_id = ?",
+            (publisher, env.id),
+        ).fetchone()
+        if first is None or first[0] == env.hash:
+            return False
+        raise id_reused(env, f"{first[2]}[{first[3]}]@{first[4]}", first[0], first[1])
 
     def apply_event(self, db: sqlite3.Connection, delivery: Delivery) -> None:
         """Change the read model for one new event (inside the batch's transaction)."""

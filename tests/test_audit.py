@@ -218,7 +218,7 @@ def test_a_replaced_event_with_a_recomputed_hash_breaks_the_chain_and_a_forged_p
     # an extra event claiming an existing place in the chain
     w.bus.send(TOPICS.name("holders"), victim.key, value, headers)
     forged = verify(w.bus, w.names(), complete=True)
-    assert {(f.kind, f.seq) for f in forged.tampering} == {("conflict", 1)}
+    assert {(f.kind, f.seq) for f in forged.tampering} == {("conflict", 1), ("id_reused", 1)}
 
 
 def test_unstamped_and_malformed_records_are_tampering(tmp_path: Path) -> None:

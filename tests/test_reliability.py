@@ -377,16 +377,19 @@ def test_a_hostile_record_is_dead_lettered_with_its_reason_and_the_consumer_goes
     assert any(r in header(letter, "mra_dlq_reason") for r in reason), header(letter, "mra_dlq_reason")
 
 
-def test_a_duplicate_event_id_is_applied_once_and_the_first_content_wins(tmp_path: Path) -> None:
+def test_a_duplicate_event_id_is_applied_once_and_other_content_under_it_is_dead_lettered(tmp_path: Path) -> None:
     bus = InMemoryTransport()
     first = ended("h1", on=date(2025, 10, 1))
     other = ended("h1", on=date(2026, 1, 1))
     publish(bus, [first, first, other], ids=["same", "same", "same"])
     journal = Journal(tmp_path / "j.db")
     stats = Processor(bus, TOPICS, ["holders"], journal, None).run(until_idle=True, timeout=10)
-    assert stats.polled == 3 and stats.dead_lettered == 0
+    assert stats.polled == 3 and stats.dead_lettered == 1
     rows = journal.db.execute("SELECT event_id, body FROM events").fetchall()
     assert [r[0] for r in rows] == ["same"] and json.loads(rows[0][1])["ended"] == "2025-10-01"
+    (letter,) = bus.records(TOPICS.name("deadletter"))
+    reason = dict(letter.headers)["mra_dlq_reason"].decode()
+    assert reason.startswith("id reused:") and "not a redelivery" in reason
 
 
 def test_a_fact_published_twice_decides_and_publishes_nothing_twice(tmp_path: Path) -> None:

@@ -141,6 +141,7 @@ def test_a_rotated_key_still_verifies_what_it_signed_and_readers_pick_up_new_key
     rotated = TRUST.with_key(
         PLATFORM.identity,
         TrustedKey(key_id=newer.key_id, public_key=public_key_text(newer.private_key.public_key()), created=T),
+        retire=[PLATFORM.key_id],
     )
     keys = rotated.identities[PLATFORM.identity].keys
     assert [k.retired is not None for k in keys] == [True, False]
