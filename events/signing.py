@@ -4,8 +4,8 @@ Every publisher identity (``verification-platform``, ``platform-intake``, ``beij
 holds Ed25519 keys, one active key per running instance (all instances of a bureau publish as one identity, each
 signing its own chain epochs with its own key). A key id is the first 16 hex digits of the SHA-256 of the raw
 public key; the trust store maps key ids to identities and says which event types each identity may publish
-(patterns such as ``cn.jjj.verification.*``). Keys are rotated, never forgotten: a retired key still verifies what it signed, and a
-reader picks the key by the event's ``mrakey`` attribute.
+(patterns such as ``cn.jjj.verification.*``). Keys are rotated, never forgotten: a retired key still verifies
+what it signed, and a reader picks the key by the event's ``mrakey`` attribute.
 
 Two ways to prove an event, chosen by :class:`Mode`:
 

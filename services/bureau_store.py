@@ -5,8 +5,9 @@ whose facts changed with :func:`mra.core.decide.decide_holder`, and publishes wh
 killed bureau to resume exactly where it stopped, everything one batch of records causes is committed together:
 
 - the tracking positions (topic, partition, next offset) of every record read, dead letters included;
-- the ids of the events applied, keyed by (publisher identity, event id), so an event applied once is never
-  applied again, and two publishers cannot shadow each other's ids;
+- the ids of the events applied, keyed by (publisher identity, event id), with each event's content hash, so an
+  event applied once is never applied again, two publishers cannot shadow each other's ids, and an id reused for
+  other content is refused (dead-lettered), never skipped;
 - the facts the events carry;
 - the decisions that follow from them;
 - the outbox rows of the events those decisions owe.
@@ -68,8 +69,21 @@ class BureauBatch(Protocol):
     """The writes and reads of one batch, inside one transaction: all of them commit, or none does."""
 
     # tracking and idempotency ---------------------------------------------------------------------------------
-    def claim(self, identity: str, event_id: str, topic: str, partition: int, offset: int) -> bool:
-        """Record (``identity``, ``event_id``) as applied; False when it was applied before (skip the event)."""
+    def claim(
+        self,
+        identity: str,
+        event_id: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        content_hash: str = "",
+        ce_type: str = "",
+    ) -> bool:
+        """Record (``identity``, ``event_id``) as applied, with the event's content hash and type; False when it was
+        applied before with the same content hash (a redelivery: skip the event). Raise
+        :class:`~mra.events.consumer.EventRefused` when it was applied before with another content hash: the id
+        is reused, and the consumer dead-letters the event (see docs/interfaces.md, "Applied events")."""
         ...
 
     def track(self, topic: str, partition: int, offset: int) -> None:

@@ -107,7 +107,7 @@ def test_under_umask_022_no_file_of_a_deployment_is_readable_by_others(tmp_path:
         text=True,
         timeout=300,
         env=env,
-        preexec_fn=lambda: os.umask(0o022),  # noqa: PLW1509 - the umask of the child alone
+        preexec_fn=lambda: os.umask(0o022),
     )
     assert done.returncode == 0, done.stderr
     files = [p for p in state.rglob("*") if p.is_file()]

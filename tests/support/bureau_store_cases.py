@@ -13,6 +13,7 @@ import pytest
 
 from mra.core.facts import CertificateFact, EmploymentFact, ErasureFact, HolderFact, WithdrawnEntry
 from mra.core.models import BenefitDecision, Employment, Outcome
+from mra.events.consumer import EventRefused
 from mra.services.bureau_store import BureauStore
 
 __all__ = ["BureauStoreCases"]
@@ -82,6 +83,17 @@ class BureauStoreCases:
             assert b.claim("bureau-tianjin", "e1", "t", 0, 1)
         with store.batch() as b:
             assert not b.claim("platform", "e1", "t", 0, 0)
+        assert store.counts().events_applied == 2
+
+    def test_an_id_claimed_again_with_other_content_is_refused(self, store: BureauStore) -> None:
+        with store.batch() as b:
+            assert b.claim("platform", "e1", "t", 0, 0, content_hash="a" * 64, ce_type="x.v1")
+        with store.batch() as b:
+            assert not b.claim("platform", "e1", "t", 0, 1, content_hash="a" * 64, ce_type="x.v1")
+        with pytest.raises(EventRefused, match="id reused"), store.batch() as b:
+            b.claim("platform", "e1", "t", 0, 2, content_hash="b" * 64, ce_type="y.v1")
+        with store.batch() as b:  # another identity's event under the same id is its own
+            assert b.claim("bureau-tianjin", "e1", "t", 0, 3, content_hash="b" * 64, ce_type="y.v1")
         assert store.counts().events_applied == 2
 
     def test_a_failed_batch_leaves_nothing_behind(self, store: BureauStore) -> None:

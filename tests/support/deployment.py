@@ -26,7 +26,7 @@ from mra.services.keys import init_keys, standard_identities
 from mra.services.platform import Platform, load_settings, prepare, publish_submission, request_status
 from mra.services.runtime import Runtime
 
-__all__ = ["Deployment", "T0"]
+__all__ = ["T0", "Deployment"]
 
 
 class Deployment:
@@ -66,7 +66,9 @@ class Deployment:
 
     def bureau(self, j: str) -> Bureau:
         if j not in self.bureaus:
-            self.bureaus[j] = open_bureau(self.runtime, j, registry=self.registry, transport=self.transport, group=False)
+            self.bureaus[j] = open_bureau(
+                self.runtime, j, registry=self.registry, transport=self.transport, group=False
+            )
         return self.bureaus[j]
 
     def settle(self, *jurisdictions: str) -> None:
