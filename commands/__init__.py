@@ -28,6 +28,7 @@ MODULES = [
     "holder_privacy",
     "access",
     "serve",
+    "contracts",
 ]
 
 COMMANDS: list[click.Command] = [c for m in MODULES for c in import_module(f"mra.commands.{m}").COMMANDS]

@@ -8,6 +8,11 @@ The publisher stamp (extension attributes ``mrapublisher``, ``mraepoch``, ``mras
 ``mraprev`` the hash of the same instance's previous event. A content hash covers id, source, type,
 time, subject and body but not the stamp, so an event re-published after a crash keeps its hash.
 
+Every event names the JSON Schema of its body in the CloudEvents attribute ``dataschema``
+(``ce_dataschema``): ``urn:mra:schema:<type>``, the ``$id`` of ``docs/contracts/schemas/<type>.json``. It follows
+from the type, so it is neither hashed nor signed; a reader accepts any ``ce_dataschema`` (an outside producer may
+name its own copy) and validates the body against the model of ``ce_type``, which is what the schema describes.
+
 A signed event adds two more extension attributes (see :mod:`mra.events.signing`): ``mrasig``, the base64
 Ed25519 signature over the event's canonical form, and ``mrakey``, the id of the key that made it. They travel
 as ordinary ``ce_*`` headers, so every CloudEvents reader still reads a signed message.
@@ -35,6 +40,7 @@ __all__ = [
     "Stamp",
     "body_bytes",
     "content_hash",
+    "dataschema",
     "decode",
     "encode",
     "hash_parts",
@@ -50,6 +56,8 @@ SPECVERSION = "1.0"
 MAX_MESSAGE_BYTES = 1_000_000
 
 _REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type")
+DATASCHEMA_PREFIX = "urn:mra:schema:"
+"""``ce_dataschema`` of an mra event: this prefix, then its CloudEvents type."""
 _STAMP = ("mrapublisher", "mraepoch", "mraseq", "mraprev", "mrahash")
 SIGNATURE_ATTR = "mrasig"
 """Extension attribute holding the base64 Ed25519 signature of a signed event."""
@@ -60,7 +68,9 @@ KEY_ATTR = "mrakey"
 SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
 CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 # the ce_* headers that are not extension attributes
-_NOT_EXTENSIONS = frozenset((*_REQUIRED, "ce_time", "ce_subject", *(f"ce_{s}" for s in _STAMP)))
+_NOT_EXTENSIONS = frozenset(
+    (*_REQUIRED, "ce_time", "ce_subject", "ce_dataschema", *(f"ce_{s}" for s in _STAMP))
+)
 
 
 class DecodeError(ValueError):
@@ -161,6 +171,11 @@ def body_bytes(data: Event) -> bytes:
     return type(data).__pydantic_serializer__.to_json(data, by_alias=True)
 
 
+def dataschema(ce_type: str) -> str:
+    """The URI naming the JSON Schema of ``ce_type``'s body (its ``$id``; the file is ``<type>.json``)."""
+    return DATASCHEMA_PREFIX + ce_type
+
+
 def time_text(t: datetime) -> str:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
@@ -212,19 +227,22 @@ def message_headers(
     id: str,
     source: Header,
     type: Header,
+    schema: Header,
     time: str,
     subject: str,
     stamp: tuple[Header, Header, Stamp] | None,
     digest: str,
     extensions: dict[str, str],
 ) -> list[Header]:
-    """The headers of a message, in their order. ``source``, ``type`` and the stamp's publisher and epoch headers
-    come encoded, so a publisher encodes those once rather than once per event."""
+    """The headers of a message, in their order. ``source``, ``type``, ``schema`` (``ce_dataschema``) and the
+    stamp's publisher and epoch headers come encoded, so a publisher encodes those once rather than once per
+    event."""
     headers: list[Header] = [
         SPECVERSION_HEADER,
         ("ce_id", id.encode()),
         source,
         type,
+        schema,
         ("ce_time", time.encode()),
         CONTENT_TYPE_HEADER,
     ]
@@ -254,6 +272,7 @@ def encode(env: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         env.id,
         ("ce_source", env.source.encode()),
         ("ce_type", env.type.encode()),
+        ("ce_dataschema", dataschema(env.type).encode()),
         time,
         env.subject,
         None

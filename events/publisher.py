@@ -23,6 +23,7 @@ from mra.events.envelope import (
     Envelope,
     Stamp,
     body_bytes,
+    dataschema,
     encode,
     hash_parts,
     length_prefixed,
@@ -73,13 +74,14 @@ os.register_at_fork(after_in_child=_IDS.reset)  # a child process must not repea
 class _Kind:
     """What a publisher needs of one event class, worked out once: its type, topic and their encodings."""
 
-    __slots__ = ("ce_type", "is_checkpoint", "topic", "topic_name", "type_header", "type_part")
+    __slots__ = ("ce_type", "is_checkpoint", "schema_header", "topic", "topic_name", "type_header", "type_part")
 
     def __init__(self, cls: type[Event], topics: Topics) -> None:
         self.ce_type = cls.ce_type()
         self.topic = cls.TOPIC
         self.topic_name = topics.name(cls.TOPIC)
         self.type_header = ("ce_type", self.ce_type.encode())
+        self.schema_header = ("ce_dataschema", dataschema(self.ce_type).encode())
         self.type_part = length_prefixed(self.type_header[1])
         self.is_checkpoint = issubclass(cls, Checkpoint)
 
@@ -211,6 +213,7 @@ class Publisher:
             env.id,
             self._source_header,
             kind.type_header,
+            kind.schema_header,
             when_text,
             env.subject,
             (self._publisher_header, self._epoch_header, stamp),

@@ -26,6 +26,7 @@ __all__ = [
     "EmployerRef",
     "EmploymentEnded",
     "EmploymentStarted",
+    "EmploymentStartedV1",
     "Event",
     "HolderErased",
     "HolderRegistered",
@@ -39,6 +40,8 @@ __all__ = [
     "event_class",
     "parse_type",
     "registered_types",
+    "registered_versions",
+    "superseded",
     "upcast",
     "upcaster",
 ]
@@ -70,6 +73,7 @@ class Event(BaseModel):
 
 
 _TYPES: dict[str, type[Event]] = {}
+_SUPERSEDED: dict[tuple[str, int], type[BaseModel]] = {}
 _UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _TYPE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_.]*)\.v(?P<version>[0-9]+)$")
 
@@ -90,6 +94,22 @@ def upcaster(name: str, from_version: int) -> Callable[[Callable[[dict[str, Any]
     def register(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
         _UPCASTERS[(name, from_version)] = fn
         return fn
+
+    return register
+
+
+M = TypeVar("M", bound=type[BaseModel])
+
+
+def superseded(name: str, version: int) -> Callable[[M], M]:
+    """Keep the model of an older version of ``name``: readers upcast such bodies, and outside producers may still
+    send them, so their published schema is generated from this model. It is never used to decode."""
+
+    def register(cls: M) -> M:
+        if (name, version) in _SUPERSEDED:
+            raise ValueError(f"{name}.v{version} kept twice")
+        _SUPERSEDED[(name, version)] = cls
+        return cls
 
     return register
 
@@ -128,6 +148,18 @@ def registered_types() -> dict[str, type[Event]]:
     return dict(_TYPES)
 
 
+def registered_versions() -> dict[str, type[BaseModel] | None]:
+    """Every CloudEvents type mra reads, old versions included, with its model (None for an old version that has
+    an upcaster but whose model was not kept with :func:`superseded`)."""
+    out: dict[str, type[BaseModel] | None] = {}
+    for name, cls in sorted(_TYPES.items()):
+        for version in range(1, cls.VERSION):
+            if (name, version) in _UPCASTERS or (name, version) in _SUPERSEDED:
+                out[f"{name}.v{version}"] = _SUPERSEDED.get((name, version))
+        out[cls.ce_type()] = cls
+    return out
+
+
 # --- catalogue ------------------------------------------------------------------------------------------------
 
 
@@ -141,6 +173,7 @@ class CatalogueEditionPublished(Event):
     edition: CatalogueEdition
 
     def partition_key(self) -> str:
+        """The catalogue's name: one catalogue's editions and withdrawals stay in order."""
         return self.edition.catalogue
 
     def subject(self) -> str:
@@ -162,6 +195,7 @@ class CatalogueEntryWithdrawn(Event):
     reason: str
 
     def partition_key(self) -> str:
+        """The catalogue's name: one catalogue's editions and withdrawals stay in order."""
         return self.catalogue
 
     def subject(self) -> str:
@@ -338,6 +372,20 @@ class EmploymentStarted(Event):
         )
 
 
+@superseded(EmploymentStarted.NAME, 1)
+class EmploymentStartedV1(BaseModel):
+    """``cn.jjj.holders.employment_started.v1``: whole years of experience, no scope or employer flags."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    holder_id: str
+    jurisdiction: str
+    employer: EmployerRef
+    started: date
+    field: str | None = None
+    years: int | None = Field(None, ge=0)
+
+
 @upcaster(EmploymentStarted.NAME, 1)
 def _employment_started_v1(body: dict[str, Any]) -> dict[str, Any]:
     years = body.pop("years", None)
@@ -369,6 +417,7 @@ class BenefitDecided(Event):
     decision: BenefitDecision
 
     def partition_key(self) -> str:
+        """The holder id of the decision (pseudonymous): one holder's events stay in order."""
         return self.decision.holder_id
 
 
@@ -431,6 +480,7 @@ class Checkpoint(Event):
         return self.hashes[-1] if self.hashes else self.prev
 
     def partition_key(self) -> str:
+        """``publisher/epoch``: one publisher run's checkpoints stay in order."""
         return f"{self.publisher}/{self.epoch}"
 
 

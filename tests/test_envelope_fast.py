@@ -121,6 +121,7 @@ def reference_message(env: Envelope) -> tuple[bytes, bytes, list[tuple[str, byte
         ("ce_id", env.id.encode()),
         ("ce_source", env.source.encode()),
         ("ce_type", env.type.encode()),
+        ("ce_dataschema", b"urn:mra:schema:" + env.type.encode()),
         ("ce_time", time.encode()),
         ("content-type", b"application/json"),
     ]
