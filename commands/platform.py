@@ -13,6 +13,7 @@ from mra.commands._common import Ctx, emit, json_option, pass_ctx
 from mra.core.errors import MraError
 from mra.events.bus import PublishError
 from mra.services.platform import SETTINGS, Platform, PlatformPaths, PlatformStore, load_settings
+from mra.services.platform_settings import keep_register
 
 __all__ = ["COMMANDS", "platform"]
 
@@ -29,8 +30,8 @@ def platform() -> None:
 @click.option(
     "--register",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The issuer register (JSON or CSV) mra's own connector reads. "
-    "Default: the settings file's, else platform/issuer-register.json in the state dir.",
+    help="The issuer register (JSON or CSV) mra's own connector reads; kept in the platform's settings for later "
+    "runs. Default: the settings file's, else platform/issuer-register.json in the state dir.",
 )
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--rebuild", is_flag=True, help="Delete the read model first and rebuild it from the topic.")
@@ -39,7 +40,9 @@ def platform() -> None:
 def run(ctx: Ctx, until_idle: bool, register: Path | None, timeout: float | None, rebuild: bool, as_json: bool) -> None:
     """Run the platform. Deferred requests are asked again on every run, and when due while it runs."""
     state = ctx.ensure_state_dir()
-    settings = load_settings(state, issuer_register=register.resolve() if register else None)
+    if register is not None:
+        keep_register(state, register)
+    settings = load_settings(state)
     runtime = ctx.runtime()
     try:
         transport = runtime.connect("mra-platform")
@@ -132,15 +135,26 @@ def settings_(ctx: Ctx, as_json: bool) -> None:
         {"key": s.key, "default": s.default, "value": current.value(s.key), "description": s.description, "why": s.why}
         for s in SETTINGS
     ]
+    settings_file = PlatformPaths(ctx.state_dir).settings
     data = {
         "settings": rows,
-        "file": str(PlatformPaths(ctx.state_dir).settings),
+        "file": str(settings_file),
+        "file_exists": settings_file.exists(),
         "register": str(current.issuer_register),
+        "register_exists": bool(current.issuer_register and current.issuer_register.is_file()),
     }
 
     def text(d: dict[str, Any]) -> str:
         lines = [f"{r['key']} = {r['value']}\n    {r['description']}\n    why: {r['why']}" for r in d["settings"]]
-        return "\n".join([*lines, f"settings file: {d['file']}", f"issuer register: {d['register']}"])
+        file_note = "" if d["file_exists"] else " (not written yet: every value is mra's default)"
+        register_note = (
+            ""
+            if d["register_exists"]
+            else " (no such file: give one with `mra platform run --register FILE` or `mra up --register FILE`)"
+        )
+        return "\n".join(
+            [*lines, f"settings file: {d['file']}{file_note}", f"issuer register: {d['register']}{register_note}"]
+        )
 
     emit(data, as_json, text)
 

@@ -117,6 +117,7 @@ def _status_text(d: dict[str, Any]) -> str:
     add("entry", d.get("entry_id"))
     add("issuer", d.get("issuer"))
     add("holder", d.get("holder"))
+    add("holder id", d.get("holder_id"))
     add("employer", d.get("employer"))
     add("expected by", f"{d['expected_by_local']}  ({d.get('turnaround_source')})" if d.get("expected_by") else None)
     for r in d.get("reasons") or []:

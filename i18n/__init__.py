@@ -48,9 +48,9 @@ def _messages(lang: str) -> Mapping[str, str]:
         catalog = read_po(f, locale=lang, domain=DOMAIN)
     out: dict[str, str] = {}
     for message in catalog:
-        ok = isinstance(message.id, str) and isinstance(message.string, str) and not message.fuzzy
-        if ok and message.id and message.string:
-            out[message.id] = message.string
+        msgid, msgstr = message.id, message.string
+        if isinstance(msgid, str) and isinstance(msgstr, str) and msgid and msgstr and not message.fuzzy:
+            out[msgid] = msgstr
     return out
 
 

@@ -75,7 +75,7 @@ def update() -> dict[str, int]:
 
     template = Catalog(domain=DOMAIN, project="mra", creation_date=datetime(2025, 1, 1, tzinfo=UTC))
     for message, where in extract().items():
-        template.add(message, locations=[(w.rsplit(":", 1)[0], None) for w in where[:3]])
+        template.add(message, locations=[(w.rsplit(":", 1)[0], 0) for w in where[:3]])
     added: dict[str, int] = {}
     for lang in LANGUAGES:
         path = _po_path(lang)

@@ -52,7 +52,8 @@ def _local(value: str | None) -> str | None:
 
 
 def request_status(state_dir: Path, request_id: str) -> dict[str, Any]:
-    """What the employer sees of a request: its status and result, and nothing personal but a masked name."""
+    """What the employer sees of a request: its status and result, nothing personal but a masked name, and once
+    verified the pseudonymous holder id that employment facts name the holder by."""
     with _stores(state_dir) as (store, intake):
         row, taken = store.request(request_id.strip()), intake.get(request_id.strip())
         if row is None and taken is None:
@@ -92,6 +93,8 @@ def request_status(state_dir: Path, request_id: str) -> dict[str, Any]:
             "revoked_at": code_row["revoked_at"] if code_row is not None else None,
             "revoke_reason": code_row["revoke_reason"] if code_row is not None else None,
         }
+        if code_row is not None and row["status"] == "verified":
+            out["holder_id"] = code_row["holder_id"]  # pseudonymous: what the employer names the holder by
         return out
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "SETTINGS",
     "PlatformPaths",
     "PlatformSettings",
+    "keep_register",
     "load_settings",
     "turnaround",
 ]
@@ -186,6 +187,26 @@ def load_settings(state_dir: Path, **overrides: Any) -> PlatformSettings:
     if settings.issuer_register is None:
         settings = settings.model_copy(update={"issuer_register": PlatformPaths(state_dir).register})
     return settings
+
+
+def keep_register(state_dir: Path, register: Path) -> Path:
+    """Keep ``register`` (made absolute) as the issuer register in the settings file, so every later run of
+    the platform (``mra platform run``, ``mra up``) reads it without being told again."""
+    path = register.expanduser().resolve()
+    if not path.is_file():
+        raise MraError(f"issuer register {register}: no such file")
+    settings = PlatformPaths(state_dir).settings
+    data: dict[str, Any] = {}
+    if settings.exists():
+        load_settings(state_dir)  # refuse to rewrite a settings file that does not read
+        data = json.loads(settings.read_text(encoding="utf-8"))
+    if data.get("issuer_register") != str(path):
+        data["issuer_register"] = str(path)
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        tmp = settings.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(settings)
+    return path
 
 
 def turnaround(entry: CatalogueEntry, issuer: str, settings: PlatformSettings) -> tuple[int, str]:
