@@ -18,6 +18,7 @@ MODULES = [
     "bureau",
     "replay",
     "audit",
+    "report",
     "catalogue",
     "benefits",
     "plugins",

@@ -93,6 +93,7 @@ REPORT: dict[str, tuple[str, str]] = {
     "decisions_sheet": ("决定明细", "decisions"),
     "value": ("数值", "value"),
     "key": ("项目", "item"),
+    "dimension": ("维度", "dimension"),
     "not_stated": ("未注明", "not stated"),
     "field_note": (
         "一条决定按其目录条目的每个领域各计一次，故各领域之和可大于决定总数。",
