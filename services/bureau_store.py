@@ -12,8 +12,8 @@ killed bureau to resume exactly where it stopped, everything one batch of record
 - the decisions that follow from them;
 - the outbox rows of the events those decisions owe.
 
-Implementations: :class:`mra.services.bureau.SqliteBureauStore` (one file per bureau); a shared PostgreSQL store for
-a group of bureau instances implements the same protocol. Every implementation passes the shared test cases in
+Implementations: :class:`mra.services.bureau_sqlite.SqliteBureauStore` (one file per bureau); a shared PostgreSQL
+store for a group of bureau instances implements the same protocol. Every implementation passes the shared test cases in
 ``tests/support/bureau_store_cases.py`` (subclass ``BureauStoreCases`` and define ``create_store()``).
 """
 

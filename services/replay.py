@@ -227,9 +227,7 @@ class _Applier:
         for store in self.stores:
             store.apply(kept, kept_dead)
             if outside:
-                with store.transaction() as db:
-                    for r in outside:  # positions only: the record is read, not applied
-                        store._track(db, r.topic, r.partition, r.offset)
+                store.track(outside)  # positions only: the records are read, not applied
         c = self.counts  # counted once every store has it: a batch that failed is offered again
         for _, place, is_dead in placed:
             c.read += 1

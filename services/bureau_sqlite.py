@@ -1,0 +1,410 @@
+"""The bureau store (:mod:`mra.services.bureau_store`) in one SQLite file per bureau."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from mra.core.errors import MraError
+from mra.core.facts import (
+    CertificateFact,
+    EmploymentFact,
+    ErasureFact,
+    HolderFact,
+    HolderFile,
+    StoredDecision,
+    WithdrawnEntry,
+)
+from mra.core.models import BenefitDecision, Employment, Outcome
+from mra.events.bus import TopicPartition
+from mra.events.consumer import EventRefused
+from mra.services.bureau_store import OutboxRow, StoreCounts
+from mra.services.decision_codec import DecisionCodec
+
+__all__ = ["SqliteBureauStore"]
+
+SCHEMA_VERSION = "2"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tracking (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS applied (
+    publisher TEXT NOT NULL, event_id TEXT NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, PRIMARY KEY (publisher, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (topic, partition, offset)
+);
+CREATE TABLE IF NOT EXISTS holders (
+    holder_id TEXT PRIMARY KEY, category TEXT NOT NULL, birth_date TEXT, erased INTEGER NOT NULL DEFAULT 0,
+    event_time TEXT NOT NULL, event_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS employments (
+    holder_id TEXT NOT NULL, jurisdiction TEXT NOT NULL, started TEXT NOT NULL, employer TEXT NOT NULL,
+    region TEXT NOT NULL, ended TEXT, body TEXT NOT NULL, event_time TEXT NOT NULL, event_id TEXT NOT NULL,
+    ended_time TEXT, PRIMARY KEY (holder_id, jurisdiction, started)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS certificates (
+    certificate_key TEXT PRIMARY KEY, holder_id TEXT NOT NULL, entry_id TEXT NOT NULL, issuer TEXT NOT NULL,
+    code TEXT NOT NULL, verified_at TEXT NOT NULL, verified_by TEXT NOT NULL, expires TEXT,
+    revoked_at TEXT, revoke_reason TEXT, event_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS certificates_holder ON certificates (holder_id);
+CREATE INDEX IF NOT EXISTS certificates_entry ON certificates (entry_id);
+CREATE TABLE IF NOT EXISTS withdrawn_entries (
+    entry_id TEXT PRIMARY KEY, effective TEXT NOT NULL, reason TEXT NOT NULL, event_time TEXT NOT NULL,
+    event_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS editions (
+    catalogue TEXT NOT NULL, edition TEXT NOT NULL, effective TEXT NOT NULL, event_id TEXT NOT NULL,
+    PRIMARY KEY (catalogue, edition)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY, holder_id TEXT NOT NULL, certificate_key TEXT NOT NULL, code TEXT NOT NULL,
+    outcome TEXT NOT NULL, body BLOB NOT NULL, active INTEGER NOT NULL, withdrawn_reason TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS decisions_holder ON decisions (holder_id);
+CREATE TABLE IF NOT EXISTS decision_parts (part_id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS erasures (
+    holder_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL, decisions TEXT NOT NULL, ages TEXT NOT NULL,
+    event_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, body TEXT NOT NULL,
+    time TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def _ts(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def _holder(r: sqlite3.Row) -> HolderFact:
+    return HolderFact(r[0], r[1], r[2], bool(r[3]), _dt(r[4]), r[5])
+
+
+def _employment(r: sqlite3.Row) -> EmploymentFact:
+    return EmploymentFact(
+        Employment.model_validate_json(r["body"]), _dt(r["event_time"]), r["event_id"],
+        _dt(r["ended_time"]) if r["ended_time"] else None,
+    )  # fmt: skip
+
+
+def _certificate(r: sqlite3.Row) -> CertificateFact:
+    return CertificateFact(
+        r["certificate_key"], r["holder_id"], r["entry_id"], r["issuer"], r["code"], _dt(r["verified_at"]),
+        r["verified_by"], _day(r["expires"]), r["event_id"], _dt(r["revoked_at"]) if r["revoked_at"] else None,
+        r["revoke_reason"],
+    )  # fmt: skip
+
+
+def _withdrawn(r: sqlite3.Row) -> WithdrawnEntry:
+    return WithdrawnEntry(r["entry_id"], date.fromisoformat(r["effective"]), r["reason"], _dt(r["event_time"]),
+                          r["event_id"])  # fmt: skip
+
+
+class _Batch:
+    """One transaction of a :class:`SqliteBureauStore` (see :class:`~mra.services.bureau_store.BureauBatch`)."""
+
+    def __init__(self, store: SqliteBureauStore, db: sqlite3.Connection) -> None:
+        self.store = store
+        self.db = db
+
+    def claim(
+        self,
+        identity: str,
+        event_id: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        content_hash: str = "",
+        ce_type: str = "",
+    ) -> bool:
+        if self.db.execute(
+            "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (identity, event_id, content_hash, ce_type, topic, partition, offset),
+        ).rowcount:
+            return True
+        first = self.db.execute(
+            "SELECT hash, type, topic, partition, offset FROM applied WHERE publisher = ? AND event_id = ?",
+            (identity, event_id),
+        ).fetchone()
+        if first is None or first[0] == content_hash:
+            return False
+        other = f"type {first[1]}" if first[1] != ce_type else "other content"
+        raise EventRefused(
+            f"id reused: {identity or 'an unstamped publisher'} published event {event_id} ({ce_type}) before "
+            f"with {other} (content hash {first[0][:16]}…, now {content_hash[:16]}…, first at "
+            f"{first[2]}[{first[3]}]@{first[4]}): not a redelivery; not applied"
+        )
+
+    def track(self, topic: str, partition: int, offset: int) -> None:
+        self.db.execute(
+            "INSERT INTO tracking VALUES (?, ?, ?) ON CONFLICT(topic, partition) "
+            "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+            (topic, partition, offset + 1),
+        )
+
+    def dead_letter(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)", (topic, partition, offset, reason))
+
+    def put_holder(self, holder: HolderFact) -> None:
+        self.db.execute(
+            "INSERT INTO holders VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(holder_id) DO UPDATE SET "
+            "category = excluded.category, birth_date = excluded.birth_date",
+            (holder.holder_id, holder.category, holder.birth_date, int(holder.erased), _ts(holder.event_time),
+             holder.event_id),
+        )  # fmt: skip
+
+    def erase_holder(self, erasure: ErasureFact) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO erasures VALUES (?, ?, ?, ?, ?)",
+            (erasure.holder_id, _ts(erasure.erased_at), json.dumps(sorted(erasure.decisions)),
+             json.dumps(dict(erasure.ages)), erasure.event_id),
+        )  # fmt: skip
+        self.db.execute("UPDATE holders SET erased = 1, birth_date = NULL WHERE holder_id = ?", (erasure.holder_id,))
+
+    def start_employment(self, employment: EmploymentFact) -> None:
+        e = employment.employment
+        self.db.execute(
+            "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.holder_id, e.jurisdiction, e.started.isoformat(), e.employer, e.employer_region,
+             e.ended and e.ended.isoformat(), e.model_dump_json(), _ts(employment.event_time), employment.event_id,
+             employment.ended_time and _ts(employment.ended_time)),
+        )  # fmt: skip
+
+    def end_employment(self, holder_id: str, jurisdiction: str, ended: date, event_time: datetime) -> None:
+        day = ended.isoformat()
+        rows = self.db.execute(
+            "SELECT started, body FROM employments WHERE holder_id = ? AND jurisdiction = ? AND started <= ? "
+            "AND ended IS NULL",
+            (holder_id, jurisdiction, day),
+        ).fetchall()
+        for started, body in rows:
+            closed = Employment.model_validate_json(body).model_copy(update={"ended": ended})
+            self.db.execute(
+                "UPDATE employments SET ended = ?, ended_time = ?, body = ? WHERE holder_id = ? AND jurisdiction = ? "
+                "AND started = ?",
+                (day, _ts(event_time), closed.model_dump_json(), holder_id, jurisdiction, started),
+            )
+
+    def put_certificate(self, certificate: CertificateFact) -> None:
+        c = certificate
+        self.db.execute(
+            "INSERT OR IGNORE INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (c.certificate_key, c.holder_id, c.entry_id, c.issuer, c.verification_code, _ts(c.verified_at),
+             c.verified_by, c.expires and c.expires.isoformat(), c.revoked_at and _ts(c.revoked_at), c.revoke_reason,
+             c.event_id),
+        )  # fmt: skip
+
+    def revoke_certificate(self, certificate_key: str, revoked_at: datetime, reason: str) -> None:
+        self.db.execute(
+            "UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE certificate_key = ?",
+            (_ts(revoked_at), reason, certificate_key),
+        )
+
+    def put_edition(self, catalogue: str, edition: str, effective: date, event_id: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO editions VALUES (?, ?, ?, ?)", (catalogue, edition, effective.isoformat(), event_id)
+        )
+
+    def withdraw_entry(self, withdrawn: WithdrawnEntry) -> None:
+        w = withdrawn
+        self.db.execute(
+            "INSERT OR IGNORE INTO withdrawn_entries VALUES (?, ?, ?, ?, ?)",
+            (w.entry_id, w.effective.isoformat(), w.reason, _ts(w.event_time), w.event_id),
+        )
+
+    def holders_with_entries(self, entry_ids: Iterable[str]) -> set[str]:
+        ids = list(entry_ids)
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT holder_id FROM certificates WHERE entry_id IN ({marks})"
+            out |= {r[0] for r in self.db.execute(q, chunk)}
+        return out
+
+    def holder_file(self, holder_id: str) -> HolderFile:
+        return self.store._file(self.db, holder_id)
+
+    def active_decisions(self, holder_id: str) -> dict[str, BenefitDecision]:
+        return {
+            d.decision_id: d.decision for d in self.store._decisions(self.db, holder_id, True)
+        }
+
+    def save_decisions(
+        self, holder_id: str, decided: Sequence[BenefitDecision], withdrawn: Mapping[str, str]
+    ) -> None:
+        codec = self.store.codec
+        self.db.executemany(
+            "UPDATE decisions SET active = 0, withdrawn_reason = ? WHERE decision_id = ?",
+            [(reason, ident) for ident, reason in withdrawn.items()],
+        )
+        self.db.executemany(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, 1, NULL) ON CONFLICT(decision_id) DO UPDATE SET "
+            "active = 1, withdrawn_reason = NULL",
+            [
+                (d.decision_id, holder_id, d.certificate_key, d.code, d.outcome.value, codec.encode(self.db, d))
+                for d in decided
+            ],
+        )
+
+    def queue(self, event_id: str, type_name: str, body: str, time: datetime) -> bool:
+        return bool(
+            self.db.execute(
+                "INSERT OR IGNORE INTO outbox (event_id, type, body, time) VALUES (?, ?, ?, ?)",
+                (event_id, type_name, body, time.isoformat()),
+            ).rowcount
+        )
+
+
+class SqliteBureauStore:
+    """A bureau's read model in SQLite (a file, or ``":memory:"``)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        if self.path is not None:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, which is what we face
+        found = self._version()
+        if found is not None and found != SCHEMA_VERSION:
+            self.db.close()
+            raise MraError(
+                f"{path} holds a bureau read model of another layout (version {found}, this is {SCHEMA_VERSION}): "
+                "it is a cache of the topics; move it aside and rebuild it with `mra replay`"
+            )
+        self.db.executescript(_SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('bureau_schema', ?)", (SCHEMA_VERSION,))
+        self.codec = DecisionCodec()
+
+    def _version(self) -> str | None:
+        known = self.db.execute("SELECT name FROM sqlite_master WHERE name IN ('meta', 'decisions')").fetchall()
+        if not known:
+            return None
+        if "meta" not in {r[0] for r in known}:
+            return "1"
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'bureau_schema'").fetchone()
+        return "1" if row is None else str(row[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[_Batch]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield _Batch(self, self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            self.codec.forget()
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def positions(self) -> Mapping[TopicPartition, int]:
+        rows = self.db.execute("SELECT topic, partition, next_offset FROM tracking").fetchall()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    # reads, shared by the batch and the queries ----------------------------------------------------------------
+    def _file(self, db: sqlite3.Connection, holder_id: str) -> HolderFile:
+        row = db.execute("SELECT * FROM holders WHERE holder_id = ?", (holder_id,)).fetchone()
+        emps = db.execute("SELECT * FROM employments WHERE holder_id = ? ORDER BY jurisdiction, started", (holder_id,))
+        certs = db.execute(
+            "SELECT * FROM certificates WHERE holder_id = ? ORDER BY certificate_key", (holder_id,)
+        ).fetchall()
+        erasure = db.execute("SELECT * FROM erasures WHERE holder_id = ?", (holder_id,)).fetchone()
+        entries = sorted({c["entry_id"] for c in certs})
+        withdrawn: dict[str, WithdrawnEntry] = {}
+        if entries:
+            marks = ",".join("?" * len(entries))
+            for w in db.execute(f"SELECT * FROM withdrawn_entries WHERE entry_id IN ({marks})", entries):
+                withdrawn[w["entry_id"]] = _withdrawn(w)
+        return HolderFile(
+            holder_id=holder_id,
+            holder=_holder(row) if row is not None else None,
+            employments=tuple(_employment(e) for e in emps),
+            certificates=tuple(_certificate(c) for c in certs),
+            erasure=None
+            if erasure is None
+            else ErasureFact(
+                holder_id,
+                _dt(erasure["erased_at"]),
+                frozenset(json.loads(erasure["decisions"])),
+                json.loads(erasure["ages"]),
+                erasure["event_id"],
+            ),
+            withdrawn=withdrawn,
+        )
+
+    def _decisions(self, db: sqlite3.Connection, holder_id: str | None, active: bool | None) -> list[StoredDecision]:
+        q = "SELECT decision_id, holder_id, certificate_key, body, active, withdrawn_reason FROM decisions"
+        where: list[str] = []
+        args: list[object] = []
+        if holder_id is not None:
+            where.append("holder_id = ?")
+            args.append(holder_id)
+        if active is not None:
+            where.append("active = ?")
+            args.append(int(active))
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        rows = db.execute(q + " ORDER BY decision_id", args).fetchall()
+        decode = self.codec.decoder(db)
+        return [StoredDecision(decode(r[0], r[1], r[2], r[3]), bool(r[4]), r[5]) for r in rows]
+
+    # queries ---------------------------------------------------------------------------------------------------
+    def holder_file(self, holder_id: str) -> HolderFile | None:
+        f = self._file(self.db, holder_id)
+        return None if f.holder is None and not f.certificates and not f.employments else f
+
+    def decisions(self, holder_id: str | None = None, *, active: bool | None = True) -> list[StoredDecision]:
+        return self._decisions(self.db, holder_id, active)
+
+    def withdrawn_entries(self) -> dict[str, WithdrawnEntry]:
+        return {r["entry_id"]: _withdrawn(r) for r in self.db.execute("SELECT * FROM withdrawn_entries")}
+
+    def counts(self) -> StoreCounts:
+        def one(q: str) -> int:
+            return int(self.db.execute(q).fetchone()[0])
+
+        return StoreCounts(
+            events_applied=one("SELECT count(*) FROM applied"),
+            holders=one("SELECT count(*) FROM holders"),
+            certificates=one("SELECT count(*) FROM certificates"),
+            decisions_active=one("SELECT count(*) FROM decisions WHERE active = 1"),
+            decisions_eligible=one(
+                f"SELECT count(*) FROM decisions WHERE active = 1 AND outcome = '{Outcome.ELIGIBLE.value}'"
+            ),
+            decisions_withdrawn=one("SELECT count(*) FROM decisions WHERE active = 0"),
+            outbox_unsent=one("SELECT count(*) FROM outbox WHERE sent = 0"),
+            dead_letters=one("SELECT count(*) FROM dead_letters"),
+        )
+
+    def unsent(self) -> list[OutboxRow]:
+        rows = self.db.execute("SELECT seq, event_id, type, body, time FROM outbox WHERE sent = 0 ORDER BY seq")
+        return [OutboxRow(r[0], r[1], r[2], r[3], _dt(r[4])) for r in rows]
+
+    def mark_sent(self, upto_seq: int) -> None:
+        self.db.execute("UPDATE outbox SET sent = 1 WHERE seq <= ? AND sent = 0", (upto_seq,))
