@@ -135,7 +135,8 @@ class BureauStore:
             dirty: set[str] = set()
             for d in deliveries:
                 env, r = d.envelope, d.record
-                if b.claim(publisher_of(env), env.id, r.topic, r.partition, r.offset, content_hash=env.hash, ce_type=env.type):
+                who = publisher_of(env)
+                if b.claim(who, env.id, r.topic, r.partition, r.offset, content_hash=env.hash, ce_type=env.type):
                     dirty |= self._apply_event(b, env)
             for holder_id in sorted(dirty):
                 self._recompute(b, holder_id)

@@ -24,6 +24,7 @@ from mra.events.bus import TopicPartition
 from mra.events.consumer import EventRefused
 from mra.services.bureau_store import OutboxRow, StoreCounts
 from mra.services.decision_codec import DecisionCodec
+from mra.services.files import private_dir, private_sqlite
 
 __all__ = ["SqliteBureauStore"]
 
@@ -282,7 +283,8 @@ class SqliteBureauStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_sqlite(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take this mode
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         if self.path is not None:
