@@ -38,6 +38,7 @@ __all__ = [
     "KafkaReader",
     "KafkaTransport",
     "group_stall_s",
+    "replication_settings",
     "timeout_s",
 ]
 
@@ -57,6 +58,33 @@ def timeout_s() -> float:
 
 def _ms() -> int:
     return int(timeout_s() * 1000)
+
+
+def _int_setting(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw or raw == "auto":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MraError(f"{name} must be a whole number or 'auto', not {raw!r}") from None
+    if value < 1:
+        raise MraError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def replication_settings(brokers: int) -> tuple[int, int]:
+    """Replication factor and ``min.insync.replicas`` for new topics.
+
+    ``MRA_REPLICATION_FACTOR`` (default ``auto``: 3, or the number of brokers if fewer) and
+    ``MRA_MIN_INSYNC_REPLICAS`` (default ``auto``: 2, or the replication factor if lower). With producers on
+    ``acks=all``, a write is acknowledged once that many replicas hold it.
+    """
+    factor = _int_setting("MRA_REPLICATION_FACTOR") or min(3, max(1, brokers))
+    min_isr = _int_setting("MRA_MIN_INSYNC_REPLICAS") or min(2, factor)
+    if min_isr > factor:
+        raise MraError(f"MRA_MIN_INSYNC_REPLICAS ({min_isr}) cannot exceed the replication factor ({factor})")
+    return factor, min_isr
 
 
 def group_stall_s() -> float:
@@ -164,11 +192,18 @@ class KafkaTransport:
             admin.close()
 
     def ensure_topics(self, topics: Mapping[str, int]) -> None:
-        """Create the topics that do not exist yet, with their partition counts (never rely on auto-creation)."""
+        """Create the topics that do not exist yet, with their partition counts (never rely on auto-creation),
+        replication factor and ``min.insync.replicas`` from :func:`replication_settings`."""
 
         def create(admin: KafkaAdminClient) -> None:
             existing = set(admin.list_topics())
-            new = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+            missing = [name for name in topics if name not in existing]
+            if not missing:
+                return
+            brokers = len(admin.describe_cluster().get("brokers") or ()) or 1
+            factor, min_isr = replication_settings(brokers)
+            configs = {"min.insync.replicas": str(min_isr)} if min_isr > 1 else {}
+            new = [NewTopic(name, topics[name], factor, topic_configs=configs) for name in missing]
             if new:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(new, timeout_ms=_ms())

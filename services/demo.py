@@ -202,9 +202,10 @@ def run_demo(state_dir: Path, bootstrap: str | None, say: Callable[[str], None])
         if not info.running:
             owned_broker = state_dir / "demo-broker"
             info = start_broker(owned_broker)
-            say(f"started a local broker at {info.bootstrap}")
+            say(f"started a local broker at {info.bootstrap} (Tansu: its log is in memory and goes when it stops)")
         else:
-            say(f"using the running broker at {info.bootstrap}")
+            memory = " (Tansu: its log is in memory)" if info.kind == "tansu" else f" ({info.kind}: its log is on disk)"
+            say(f"using the running broker at {info.bootstrap}{memory}")
         bootstrap = info.bootstrap
     assert bootstrap
     try:
