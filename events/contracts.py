@@ -12,6 +12,7 @@ already published for it is kept as it is: a released version never changes.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -102,7 +103,11 @@ def _key_text(cls: type[Event]) -> str:
 
 
 def _doc_text(model: type[BaseModel]) -> str:
-    return " ".join((model.__doc__ or "").split())
+    """The model's docstring (or its base's) on one line, reST literals as Markdown ones."""
+    doc = inspect.getdoc(model) or ""
+    if doc in (inspect.getdoc(Event), inspect.getdoc(BaseModel)):
+        return ""
+    return " ".join(doc.split()).replace("``", "`")
 
 
 _TEXT = {"type": "string"}

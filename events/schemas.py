@@ -374,7 +374,7 @@ class EmploymentStarted(Event):
 
 @superseded(EmploymentStarted.NAME, 1)
 class EmploymentStartedV1(BaseModel):
-    """``cn.jjj.holders.employment_started.v1``: whole years of experience, no scope or employer flags."""
+    """Employment started, as first published: whole years of experience, no scope or employer flags."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -396,6 +396,8 @@ def _employment_started_v1(body: dict[str, Any]) -> dict[str, Any]:
 
 @event
 class EmploymentEnded(Event):
+    """A holder's employment in a jurisdiction ends; what depended on it is withdrawn."""
+
     NAME = "cn.jjj.holders.employment_ended"
     TOPIC = "holders"
 
