@@ -134,7 +134,7 @@ def create_app(backend: Backend) -> FastAPI:
             lang=lang,
             html_lang="zh-CN" if lang == "zh_CN" else "en",
             other="en" if lang == "zh_CN" else "zh_CN",
-            here=quote(str(request.url.path)),
+            here=quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe=""),
             who=who,
             **ctx,
         )
