@@ -81,11 +81,13 @@ class ClerkView:
         like = "%" + employer.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         out: dict[str, dict[str, Any]] = {}
         with self._bureau() as store:
-            for r in store.db.execute(
-                "SELECT holder_id, employer, started, ended FROM employments WHERE jurisdiction = ? AND "
+            db = store.db  # employers are searched in a SQLite-backed read model; requests below cover any store
+            rows = [] if db is None else db.execute(
+                "SELECT holder_id, employer FROM employments WHERE jurisdiction = ? AND "
                 "(employer LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\') ORDER BY started DESC LIMIT ?",
                 (self.jurisdiction, like, like, LIMIT),
-            ):
+            )
+            for r in rows:
                 out.setdefault(r["holder_id"], {"holder_id": r["holder_id"], "employer": r["employer"]})
         with self._platform() as platform:
             for r in platform.db.execute(
@@ -109,11 +111,8 @@ class ClerkView:
             if data is None:
                 return None
             withdrawn = [
-                json.loads(r["body"]) | {"withdrawn_reason": r["withdrawn_reason"]}
-                for r in store.db.execute(
-                    "SELECT body, withdrawn_reason FROM decisions WHERE holder_id = ? AND active = 0",
-                    (holder_id,),
-                )
+                json.loads(s.decision.model_dump_json()) | {"withdrawn_reason": s.withdrawn_reason}
+                for s in store.store.decisions(holder_id, active=False)
             ]
         history = sorted(
             [{**d, "state": "current"} for d in data["decisions"]] + [{**d, "state": "withdrawn"} for d in withdrawn],
