@@ -292,7 +292,7 @@ def _index(versions: dict[str, type[BaseModel] | None]) -> str:
 def documents(directory: Path | None = None) -> dict[str, str]:
     """Every generated file, by its path relative to the contracts directory, with its text.
 
-    ``directory`` is where the published files are: an old version with no kept model keeps its file from there.
+    An old version with no kept model keeps its published file, from ``directory`` or else from the source tree.
     """
     directory = default_dir() if directory is None else directory
     versions = registered_versions()
@@ -302,8 +302,8 @@ def documents(directory: Path | None = None) -> dict[str, str]:
         if model is not None:
             out[path] = _dump(json_schema(ce_type, model))
             continue
-        published = directory / path
-        if not published.is_file():
+        published = next((d / path for d in (directory, default_dir()) if (d / path).is_file()), None)
+        if published is None:
             name, version = parse_type(ce_type)
             raise ContractsError(
                 f"{ce_type} is still read (an upcaster exists) but neither its model nor {path} is kept: keep the "
