@@ -15,7 +15,7 @@ import click
 if TYPE_CHECKING:
     from mra.services.runtime import Runtime
 
-__all__ = ["Ctx", "emit", "json_option", "jurisdiction_option", "pass_ctx"]
+__all__ = ["Ctx", "current_state_dir", "emit", "json_option", "jurisdiction_option", "pass_ctx"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,13 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def current_state_dir() -> Path:
+    """The state directory of the running command (``--state-dir``), for commands that only read from it."""
+    context = click.get_current_context(silent=True)
+    obj = context.find_object(Ctx) if context else None
+    return obj.state_dir if obj else default_state_dir()
 
 
 def json_option(f: F) -> F:

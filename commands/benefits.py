@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mra.commands._common import emit, json_option, jurisdiction_option
+from mra.commands._common import current_state_dir, emit, json_option, jurisdiction_option
 from mra.core.errors import NotFound, ValidationFailed
 from mra.core.models import (
     BenefitDecision,
@@ -30,6 +30,7 @@ from mra.core.models import (
 )
 from mra.core.plugins import Registry, load_registry, resolve_entry_ref
 from mra.core.settings import PolicySetting, SettingValue
+from mra.services.catalogues import all_editions
 
 __all__ = ["COMMANDS", "benefits"]
 
@@ -49,7 +50,8 @@ def _date(value: str, option: str) -> date:
 
 def _find(registry: Registry, jurisdiction: str, ref: str) -> tuple[CatalogueEdition, CatalogueEntry]:
     """The row in the jurisdiction's own catalogues, else in the catalogues it honours."""
-    for edition in [*registry.catalogues(jurisdiction), *registry.honoured_catalogues(jurisdiction)]:
+    own = all_editions(registry, current_state_dir(), jurisdiction)  # imported ones too
+    for edition in [*own, *registry.honoured_catalogues(jurisdiction)]:
         entry = resolve_entry_ref(edition, ref)
         if entry is not None:
             return edition, entry

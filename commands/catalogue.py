@@ -2,33 +2,36 @@
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import unicodedata
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
-from mra.core.catalogue import CSV_COLUMNS, parse_catalogue_csv, search, select
+from mra.commands._common import Ctx, current_state_dir, emit, json_option, jurisdiction_option, pass_ctx
+from mra.core.catalogue import search, select
 from mra.core.errors import MraError, NotFound, ValidationFailed
 from mra.core.ids import stable_id
-from mra.core.models import CatalogueEdition, CatalogueEntry, CatalogueList
+from mra.core.models import CatalogueEdition, CatalogueEntry
 from mra.core.plugins import load_registry, resolve_entry_ref
 from mra.core.validation import check_catalogue
 from mra.events.schemas import CatalogueEditionPublished
+from mra.services.catalogues import all_editions, edition_from_csv, read_csv_text, save_imported
 
 __all__ = ["COMMANDS", "catalogue"]
 
 _J_HELP = "Only this jurisdiction's catalogues (beijing, tianjin, hebei, …). Default: every loaded jurisdiction."
 
 
-def _editions(jurisdiction: str | None) -> list[CatalogueEdition]:
-    editions = load_registry().catalogues(jurisdiction)
+def _editions(jurisdiction: str | None, imported: bool = True) -> list[CatalogueEdition]:
+    """The plugins' editions and, unless ``imported`` is false, those imported into the state directory."""
+    registry = load_registry()
+    if jurisdiction:
+        registry.jurisdiction(jurisdiction)
+    editions = all_editions(registry, current_state_dir(), jurisdiction) if imported else registry.catalogues(
+        jurisdiction)
     if not editions:
         where = f"jurisdiction {jurisdiction!r}" if jurisdiction else "any loaded jurisdiction"
         raise NotFound(f"no catalogue is published by {where}")
@@ -206,7 +209,7 @@ def publish(ctx: Ctx, jurisdiction: str, as_json: bool) -> None:
     runtime = ctx.runtime()
     publisher = runtime.publisher(runtime.connect(), f"{jurisdiction}-intake")
     out = []
-    for edition in _editions(jurisdiction):
+    for edition in _editions(jurisdiction, imported=False):
         env = publisher.publish(
             CatalogueEditionPublished(edition=edition),
             id=stable_id("edition", edition.catalogue, edition.edition, edition.source_sha256),
@@ -244,15 +247,13 @@ def import_(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Publish a bureau's own catalogue edition from a spreadsheet export (CSV, the columns of
-    docs/catalogue.md), validated row by row, as a catalogue event. Rows come from the file only."""
+    """Publish a bureau's own catalogue edition from a spreadsheet export (CSV in UTF-8, GBK or GB18030, the
+    columns of docs/catalogue.md), validated row by row, as a catalogue event, and keep it in the state directory
+    so that every catalogue command and `benefits check` know its rows. Ids are PREFIX-LIST-NNN (three digits)."""
     registry = load_registry()
     registry.jurisdiction(jurisdiction)
-    try:
-        text = csv_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MraError(f"cannot read {csv_file}: {e}") from None
-    new = _imported_edition(text, jurisdiction, edition, effective.date(), document, title, catalogue_name)
+    text, encoding = read_csv_text(csv_file)
+    new = edition_from_csv(text, jurisdiction, edition, effective.date(), document, title, catalogue_name)
     problems = check_catalogue(jurisdiction, new)
     if problems:
         raise ValidationFailed(f"{csv_file} is not a valid catalogue", problems)
@@ -260,8 +261,11 @@ def import_(
         "jurisdiction": jurisdiction,
         "catalogue": new.catalogue,
         "edition": new.edition,
+        "encoding": encoding,
         "entries": len(new.entries),
         "lists": {lst.code: lst.count for lst in new.lists},
+        "first": new.entries[0].id,
+        "last": new.entries[-1].id,
         "published": False,
     }
     if not dry_run:
@@ -273,65 +277,11 @@ def import_(
             time=datetime.combine(new.effective, time(0), timezone(timedelta(hours=8))),
         )
         publisher.flush()
-        out |= {"published": True, "event_id": env.id}
+        out |= {"published": True, "event_id": env.id, "kept": str(save_imported(ctx.state_dir, new))}
     verb = "published" if out["published"] else "validated (dry run)"
-    emit(out, as_json, f"{verb} {new.catalogue} {new.edition}: {len(new.entries)} rows in lists {out['lists']}")
-
-
-def _imported_edition(
-    text: str,
-    jurisdiction: str,
-    edition: str,
-    effective: date,
-    document: str,
-    title: str | None,
-    catalogue_name: str | None,
-) -> CatalogueEdition:
-    """Lists and the id prefix come from the file itself: ``{prefix}-{list}-{seq}`` ids, one list per code."""
-    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
-    if not rows or "id" not in rows[0] or "list" not in rows[0]:
-        raise ValidationFailed("the CSV has no rows, or no id and list columns", [f"columns: {CSV_COLUMNS}"])
-    short = [
-        f"line {n}: {'no id' if not row.get('id') else 'no list'}"
-        for n, row in enumerate(rows, start=2)
-        if not row.get("id") or not row.get("list")
-    ]
-    if short:
-        raise ValidationFailed(f"{len(short)} row(s) without an id or a list code", short[:20])
-    first = rows[0]
-    marker = f"-{first['list']}-"
-    if marker not in (first["id"] or ""):
-        raise ValidationFailed("ids must look like PREFIX-LIST-SEQ", [f"line 2: id {first['id']!r}"])
-    prefix = first["id"].split(marker)[0]
-    counts: dict[str, int] = {}
-    designating: set[str] = set()
-    for row in rows:
-        counts[row["list"]] = counts.get(row["list"], 0) + 1
-        if row.get("designates"):
-            designating.add(row["list"])
-    lists = tuple(
-        CatalogueList(
-            code=code,
-            name_zh=f"{title or document} ({code})",
-            name_en=f"list {code}",
-            count=n,
-            designates=code in designating,
-            source=f"{document} 清单 {code}",
-        )
-        for code, n in counts.items()
-    )
-    entries = parse_catalogue_csv(text, prefix=prefix, lists=lists)
-    return CatalogueEdition(
-        jurisdiction=jurisdiction,
-        catalogue=catalogue_name or f"{jurisdiction}-own",
-        edition=edition,
-        title=title or document,
-        document=document,
-        effective=effective,
-        source_sha256=hashlib.sha256(text.encode()).hexdigest(),
-        lists=lists,
-        entries=entries,
-    )
+    lists = ", ".join(f"{lst.code} {lst.count}" for lst in new.lists)
+    emit(out, as_json, f"{verb} {new.catalogue} {new.edition}: {len(new.entries)} rows ({out['first']} … "
+                       f"{out['last']}; by list: {lists}), read as {encoding}")
 
 
 COMMANDS: list[click.Command] = [catalogue]

@@ -32,6 +32,7 @@ from mra.core.models import CatalogueEntry, CatalogueList, Experience, Issuer, P
 __all__ = [
     "BEIJING_2025_PROVISIONS",
     "CSV_COLUMNS",
+    "IMPORT_ID_WIDTH",
     "TITLE_LEVELS",
     "Derived",
     "Deriver",
@@ -206,9 +207,17 @@ def format_issuers(issuers: Iterable[Issuer]) -> str:
     return " ; ".join(f"{i.name_zh}|{i.name_en}" for i in issuers)
 
 
-def entry_id(prefix: str, catalogue_list: CatalogueList, seq: int) -> str:
-    """Canonical id: ``BJ2025-I-001`` (three digits where a list has 100 rows or more, else two)."""
-    width = max(2, len(str(catalogue_list.count)))
+IMPORT_ID_WIDTH = 3
+"""Digits of the sequence number in the ids of an imported catalogue: ``TJ2024-A-001`` whatever the row count
+(``TJ2024-A-1000`` from the thousandth row on)."""
+
+
+def entry_id(prefix: str, catalogue_list: CatalogueList, seq: int, width: int | None = None) -> str:
+    """Canonical id: ``{prefix}-{list}-{seq}`` with ``seq`` zero-padded to ``width`` digits. Without a width, the
+    rule of the Beijing 2025 ids: three digits where the list has 100 rows or more, else two (``BJ2025-I-001``,
+    ``BJ2025-U-01``)."""
+    if width is None:
+        width = max(2, len(str(catalogue_list.count)))
     return f"{prefix}-{catalogue_list.code}-{seq:0{width}d}"
 
 
@@ -221,12 +230,13 @@ def parse_catalogue_csv(
     prefix: str,
     lists: Sequence[CatalogueList],
     deriver: Deriver | None = None,
+    id_width: int | None = None,
 ) -> tuple[CatalogueEntry, ...]:
     """Parse and check a catalogue CSV; every problem is reported at once as a :class:`ValidationFailed`.
 
     Checked: the header, ids (``{prefix}-{list}-{seq}``), unique and contiguous sequence numbers per list,
     each list's declared count, and that designating rows point at an existing row of a non-designating list.
-    Each row's ``source`` is its list's source plus ``序号 N``.
+    Each row's ``source`` is its list's source plus ``序号 N``. ``id_width`` is as in :func:`entry_id`.
     """
     deriver = deriver or Deriver()
     by_code = {lst.code: lst for lst in lists}
@@ -253,7 +263,7 @@ def parse_catalogue_csv(
         except ValueError:
             reasons.append(f"{where}: seq must be a positive number, got {row['seq']!r}")
             continue
-        expected = entry_id(prefix, lst, seq)
+        expected = entry_id(prefix, lst, seq, id_width)
         if row["id"] != expected:
             reasons.append(f"{where}: id should be {expected}")
         if bool(row["designates"]) != lst.designates:
