@@ -16,13 +16,27 @@ from mra.core.plugins import load_registry
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
 from mra.services.bureaus import bureau_db
-from mra.services.replay import ReplayResult, Window, behind, compare, parse_position, parse_time, replay
+from mra.services.replay import (
+    Difference,
+    ReplayResult,
+    Window,
+    behind,
+    compare,
+    parse_position,
+    parse_time,
+    replay,
+    untrustworthy,
+)
 from mra.services.whatif import Change, changes, load_scenario, summary
 
 __all__ = ["COMMANDS"]
 
 DIFFERENCES_EXIT = 4
 """Exit status when --compare finds a difference."""
+
+NOT_COMPARABLE_EXIT = 5
+"""Exit status when --compare cannot compare: an empty log, a log reset, a log that cannot be read from its
+start or to its end, or a window replay."""
 
 
 class _Bar:
@@ -139,14 +153,20 @@ def replay_cmd(
     try:
         data = _report(runtime.topics, jurisdiction, result)
         differences = None
+        problems: list[str] = []
         if do_compare:
             live = BureauStore(live_path, jurisdiction, registry)
             try:
-                differences = compare(live, result.store)
+                problems = untrustworthy(live, result)
+                transient: list[Difference] = []
+                differences = compare(live, result.store, transient)
                 data["live_behind"] = behind(live, result.store)
             finally:
                 live.close()
+            data["comparable"] = not problems
+            data["problems"] = problems
             data["differences"] = [asdict(d) for d in differences]
+            data["transient_withdrawn"] = len(transient)
         if result.what_if is not None and scenario is not None:
             found, reworded = changes(result.store, result.what_if)
             data["what_if"] = {
@@ -161,6 +181,8 @@ def replay_cmd(
     finally:
         result.close()
     emit(data, as_json, _text)
+    if problems:
+        raise SystemExit(NOT_COMPARABLE_EXIT)
     if differences:
         raise SystemExit(DIFFERENCES_EXIT)
 
@@ -215,13 +237,15 @@ def _text(d: dict[str, Any]) -> str:
     if not d["caught_up"]:
         lines.append("  did not reach the end of the log: " + "; ".join(d["errors"]))
     lines.append("  read model: " + ", ".join(f"{k} {v}" for k, v in d["counts"].items()))
+    if d.get("problems"):
+        lines.append("cannot compare with the live read model:")
+        lines += [f"  {p}" for p in d["problems"]]
     if "differences" in d:
         diffs = d["differences"]
-        lines.append(
-            "no differences from the live read model"
-            if not diffs
-            else f"{len(diffs)} difference(s) from the live read model:"
-        )
+        if not diffs and not d.get("problems"):
+            lines.append("no differences from the live read model")
+        elif diffs:
+            lines.append(f"{len(diffs)} difference(s) from the live read model:")
         lines += [f"  {x['holder_id']} {x['code']} {x['field']}: live={x['live']!r} replayed={x['replayed']!r}"
                   for x in diffs]
         if d.get("live_behind"):

@@ -19,15 +19,16 @@ beginning and filters; records outside the window still advance the replay's pos
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mra.core.errors import MraError, ValidationFailed
-from mra.core.models import BenefitDecision
+from mra.core.facts import HolderFile, StoredDecision
 from mra.core.plugins import Registry, load_registry
 from mra.events.bus import AssignCallback, Reader, TopicPartition, Transport
 from mra.events.consumer import DeadLetter, Delivery, Processor, RunStats
@@ -51,6 +52,7 @@ __all__ = [
     "parse_position",
     "parse_time",
     "replay",
+    "untrustworthy",
 ]
 
 Progress = Callable[[int, int], None]
@@ -369,23 +371,124 @@ def behind(live: BureauStore, replayed: BureauStore) -> list[str]:
     ]
 
 
-def _by_key(decisions: Iterable[BenefitDecision]) -> dict[tuple[str, str, str], BenefitDecision]:
-    return {(d.holder_id, d.certificate_key, d.code): d for d in decisions}
+def _state(s: StoredDecision) -> str:
+    return "active" if s.active else f"withdrawn: {s.withdrawn_reason or ''}"
 
 
-def compare(live: BureauStore, replayed: BureauStore) -> list[Difference]:
-    """Every difference between the two stores' current decisions (holder, benefit, field, live vs replayed)."""
-    a, b = _by_key(live.active_decisions()), _by_key(replayed.active_decisions())
+def _facts(f: HolderFile | None) -> dict[str, str]:
+    """A holder's facts as comparable text, one entry per kind (the birth date stays as it rests: sealed)."""
+    if f is None:
+        return {}
+    data = dataclasses.asdict(f)
+    data.pop("born", None)
+    data.pop("holder_id", None)
+    return {k: json.dumps(v, sort_keys=True, default=str, ensure_ascii=False) for k, v in data.items()}
+
+
+def compare(
+    live: BureauStore, replayed: BureauStore, transient: list[Difference] | None = None
+) -> list[Difference]:
+    """Every difference between the two read models: decisions active *and* withdrawn (state, withdrawal reason
+    and every field), the facts of every holder either one decided on, the catalogue withdrawals read, and the
+    number of holders and certificates.
+
+    One thing is not a difference: a decision *withdrawn* in one read model that the other never made, for a
+    holder whose facts are the same in both. Which decisions a bureau makes on the way to a holder's facts
+    depends on how the records were batched (a certificate and its revocation read in one batch decide nothing;
+    read in two, they decide and withdraw), so such a decision is collected in ``transient`` instead. A
+    withdrawn decision missing on one side for a holder whose facts differ is a difference.
+    """
+    a = {s.decision_id: s for s in live.store.decisions(active=None)}
+    b = {s.decision_id: s for s in replayed.store.decisions(active=None)}
+    facts_of: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+
+    def facts(holder: str) -> tuple[dict[str, str], dict[str, str]]:
+        if holder not in facts_of:
+            facts_of[holder] = (_facts(live.store.holder_file(holder)), _facts(replayed.store.holder_file(holder)))
+        return facts_of[holder]
+
     out: list[Difference] = []
-    for key in sorted(a.keys() | b.keys()):
-        holder, _, code = key
-        if key not in b:
-            out.append(Difference(holder, code, "decision", a[key].outcome.value, None))
-        elif key not in a:
-            out.append(Difference(holder, code, "decision", None, b[key].outcome.value))
-        else:
-            left, right = json.loads(a[key].model_dump_json()), json.loads(b[key].model_dump_json())
-            for name in sorted(left.keys() | right.keys()):
-                if left.get(name) != right.get(name):
-                    out.append(Difference(holder, code, name, left.get(name), right.get(name)))
+    for ident in sorted(a.keys() | b.keys()):
+        x, y = a.get(ident), b.get(ident)
+        d = (x or y).decision  # type: ignore[union-attr]
+        if x is None or y is None:
+            diff = Difference(d.holder_id, d.code, "decision", x and _state(x), y and _state(y))
+            only = x or y
+            assert only is not None
+            same_facts = facts(d.holder_id)[0] == facts(d.holder_id)[1]
+            if not only.active and same_facts:
+                if transient is not None:
+                    transient.append(diff)
+            else:
+                out.append(diff)
+            continue
+        if _state(x) != _state(y):
+            out.append(Difference(d.holder_id, d.code, "state", _state(x), _state(y)))
+        left, right = json.loads(x.decision.model_dump_json()), json.loads(y.decision.model_dump_json())
+        for name in sorted(left.keys() | right.keys()):
+            if left.get(name) != right.get(name):
+                out.append(Difference(d.holder_id, d.code, name, left.get(name), right.get(name)))
+    holders = {s.decision.holder_id for s in (*a.values(), *b.values())}
+    for holder in sorted(holders):
+        fa, fb = facts(holder)
+        for name in sorted(fa.keys() | fb.keys()):
+            if fa.get(name) != fb.get(name):
+                out.append(Difference(holder, "-", f"facts.{name}", fa.get(name), fb.get(name)))
+    wa, wb = live.store.withdrawn_entries(), replayed.store.withdrawn_entries()
+    for entry in sorted(wa.keys() | wb.keys()):
+        left_w = wa.get(entry) and dataclasses.asdict(wa[entry])
+        right_w = wb.get(entry) and dataclasses.asdict(wb[entry])
+        if json.dumps(left_w, default=str) != json.dumps(right_w, default=str):
+            out.append(Difference("-", entry, "catalogue_withdrawal", left_w, right_w))
+    ca, cb = live.store.counts(), replayed.store.counts()
+    for name in ("holders", "certificates"):
+        if getattr(ca, name) != getattr(cb, name):
+            out.append(Difference("-", "-", name, getattr(ca, name), getattr(cb, name)))
     return out
+
+
+def untrustworthy(live: BureauStore, result: ReplayResult) -> list[str]:
+    """Why comparing ``result`` with ``live`` would prove nothing (empty when it would).
+
+    A comparison is only an audit when the replay read the whole log the live read model read: from the start of
+    every partition (nothing deleted before it, no window), to the end, and at least as far as every position the
+    live model recorded. A log shorter than those positions was reset or replaced; an empty log holds nothing
+    to compare. Each is reported instead of "no differences".
+    """
+    problems: list[str] = []
+    if not result.window.whole:
+        problems.append(
+            "the replay applied a window of the log (--from-offset/--from-time/--to-time): it rebuilds part of the "
+            "history, so it cannot be compared with the whole live read model"
+        )
+    if not result.stats.idle:
+        problems.append("the replay did not reach the end of the log: " + "; ".join(result.stats.errors))
+    live_positions = {tp: off for tp, off in live.positions().items() if off > 0}
+    if result.counts.read == 0:
+        read = sum(live_positions.values())
+        problems.append(
+            "the log is empty: the replay read no record"
+            + (f", while the live read model read {read} record(s)" if read else "")
+        )
+    ranges = {(r.topic, r.partition): r for r in result.partitions}
+    replayed = result.store.positions()
+    for tp, position in sorted(live_positions.items()):
+        topic, partition = tp
+        r = ranges.get(tp)
+        if r is None:
+            problems.append(f"{topic}:{partition} is not in the log, but the live read model read it to {position}")
+            continue
+        read_to = replayed.get(tp, r.start)
+        if read_to < position:
+            problems.append(
+                f"log reset: {topic}:{partition} now ends at {read_to}, below the position {position} the live "
+                "read model recorded"
+            )
+    if result.window.whole:
+        for r in result.partitions:
+            if r.start > 0:
+                problems.append(
+                    f"cannot reach the start: {r.topic}:{r.partition} begins at offset {r.start} (earlier records "
+                    "were deleted)"
+                )
+    return problems
