@@ -62,9 +62,11 @@ def json_option(f: F) -> F:
 
 
 def jurisdiction_option(
-    required: bool = True, help: str = "Jurisdiction code (beijing, tianjin, hebei, …)."
+    required: bool = True, help: str = "Jurisdiction: code, Chinese name or abbreviation (beijing, 北京, 京, …)."
 ) -> Callable[[F], F]:
-    return click.option("--jurisdiction", "-j", "jurisdiction", required=required, help=help)
+    from mra.commands._input import JURISDICTION
+
+    return click.option("--jurisdiction", "-j", "jurisdiction", type=JURISDICTION, required=required, help=help)
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from mra.commands._common import current_state_dir, emit, json_option, jurisdiction_option
+from mra.commands._input import COUNTRY, REGION
 from mra.core.errors import NotFound, ValidationFailed
 from mra.core.models import (
     BenefitDecision,
@@ -136,9 +137,16 @@ def benefits() -> None:
 @benefits.command("check")
 @jurisdiction_option()
 @click.option("--entry", "entry_ref", required=True, help="The certificate's catalogue row: BJ2025-I-139 or I-139.")
-@click.option("--nationality", required=True, help="CN (a mainland resident), HK, MO, TW, or another ISO country code.")
+@click.option(
+    "--nationality",
+    required=True,
+    type=COUNTRY,
+    help="CN (a mainland resident), HK, MO, TW, or another ISO country code or country name (GB, 英国).",
+)
 @click.option("--birth-date", required=True, help="YYYY-MM-DD. Only the age in full years on the date is used.")
-@click.option("--employer-region", required=True, help="Where the employer is: beijing, tianjin, hebei, …")
+@click.option(
+    "--employer-region", required=True, type=REGION, help="Where the employer is: beijing, 北京, 京, tianjin, hebei, …"
+)
 @click.option("--years", type=click.FloatRange(min=0), help="Years of work in the row's scope (omit if not yet shown).")
 @click.option("--in-scope/--not-in-scope", default=True, show_default=True,
               help="Whether the work is in the row's scope.")

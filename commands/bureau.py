@@ -8,12 +8,18 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
+from mra.commands._input import JURISDICTION, REGION
+from mra.commands._output import _
 from mra.core.errors import NotFound, ValidationFailed
 from mra.core.plugins import load_registry
+from mra.events.bus import Transport
 from mra.events.publisher import Publisher
 from mra.events.schemas import EmployerRef, EmploymentEnded, EmploymentStarted
+from mra.events.topics import Topics
+from mra.i18n.places import closest
 from mra.services.bureau import BureauStore
 from mra.services.bureaus import bureau_db, open_bureau, partition_lag
+from mra.services.holder_facts import known_here, read_holder
 
 __all__ = ["COMMANDS"]
 
@@ -140,11 +146,42 @@ def _at(day: date) -> datetime:
     return now if day == now.date() else datetime.combine(day, time(12), UTC)
 
 
-def _intake(ctx: Ctx, jurisdiction: str) -> tuple[Publisher, list[str]]:
+def _intake(ctx: Ctx, jurisdiction: str, holder_id: str, ending: str | None = None) -> tuple[Publisher, list[str]]:
+    """The intake's publisher, once the holder is known to the platform and, for ``ending``, employed there."""
     registry = load_registry()
     regions = list(registry.jurisdiction(jurisdiction).regions)
     runtime = ctx.runtime()
-    return runtime.publisher(runtime.connect(), f"{jurisdiction}-intake"), regions
+    transport = runtime.connect()
+    _check_holder(ctx, transport, runtime.topics, holder_id, ending)
+    return runtime.publisher(transport, f"{jurisdiction}-intake"), regions
+
+
+def _check_holder(ctx: Ctx, transport: Transport, topics: Topics, holder_id: str, ending: str | None) -> None:
+    """Refuse, before anything is published, a holder the platform does not know and the end of an employment
+    the log does not have."""
+    if ending is None and known_here(ctx.state_dir, holder_id):
+        return
+    facts = read_holder(transport, topics, holder_id)
+    if not facts.known and not known_here(ctx.state_dir, holder_id):
+        near = closest(holder_id, facts.holders, n=2)
+        hint = (
+            _("Did you mean {holders}?").format(holders=" / ".join(near))
+            if near
+            else _("The holder id is printed by `mra verify status REQUEST_ID` once the request is verified.")
+        )
+        raise NotFound(
+            _("holder {holder_id} is not known to the verification platform; nothing was published. {hint}").format(
+                holder_id=holder_id, hint=hint
+            )
+        )
+    if ending is not None and ending not in facts.employed:
+        where = ", ".join(sorted(facts.employed)) or _("nowhere")
+        raise ValidationFailed(
+            _(
+                "holder {holder_id} has no employment in {jurisdiction} to end (employed now in: {where}); "
+                "nothing was published"
+            ).format(holder_id=holder_id, jurisdiction=ending, where=where)
+        )
 
 
 def _started(
@@ -191,7 +228,9 @@ def _start_options(f):  # type: ignore[no-untyped-def]
                 default="unspecified",
                 help="The employer's unified social credit code.",
             ),
-            click.option("--region", help="Employer region (default: the jurisdiction's first region)."),
+            click.option(
+                "--region", type=REGION, help="Employer region (default: the jurisdiction's first region)."
+            ),
             click.option("--field", help="Field of work (领域)."),
             click.option("--years", type=float, help="Years of work in the row's scope, as attested."),
             click.option("--in-scope/--not-in-scope", default=True, help="Whether the work is in the row's scope."),
@@ -219,7 +258,7 @@ def employment_start(
     ctx: Ctx, holder_id: str, jurisdiction: str, on: datetime | None, as_json: bool, **start: Any
 ) -> None:
     """A holder starts working for an employer in a jurisdiction."""
-    publisher, regions = _intake(ctx, jurisdiction)
+    publisher, regions = _intake(ctx, jurisdiction, holder_id)
     day = _day(on)
     env = publisher.publish(_started(holder_id, jurisdiction, regions, day, **start), time=_at(day))
     publisher.flush()
@@ -238,7 +277,7 @@ def employment_start(
 @pass_ctx
 def employment_end(ctx: Ctx, holder_id: str, jurisdiction: str, on: datetime | None, as_json: bool) -> None:
     """A holder's employment in a jurisdiction ends."""
-    publisher, _ = _intake(ctx, jurisdiction)
+    publisher, _regions = _intake(ctx, jurisdiction, holder_id, ending=jurisdiction)
     day = _day(on)
     env = publisher.publish(EmploymentEnded(holder_id=holder_id, jurisdiction=jurisdiction, ended=day), time=_at(day))
     publisher.flush()
@@ -247,8 +286,8 @@ def employment_end(ctx: Ctx, holder_id: str, jurisdiction: str, on: datetime | N
 
 @employment.command("move")
 @click.option("--holder", "holder_id", required=True, help="Pseudonymous holder id.")
-@click.option("--from", "from_j", required=True, help="Jurisdiction the holder leaves.")
-@click.option("--to", "to_j", required=True, help="Jurisdiction the holder moves to.")
+@click.option("--from", "from_j", type=JURISDICTION, required=True, help="Jurisdiction the holder leaves.")
+@click.option("--to", "to_j", type=JURISDICTION, required=True, help="Jurisdiction the holder moves to.")
 @_start_options
 @click.option("--on", type=click.DateTime(["%Y-%m-%d"]), help="Date of the move (default: today).")
 @json_option
@@ -260,7 +299,7 @@ def employment_move(
     if from_j == to_j:
         raise ValidationFailed("--from and --to name the same jurisdiction")
     load_registry().jurisdiction(from_j)
-    publisher, regions = _intake(ctx, to_j)
+    publisher, regions = _intake(ctx, to_j, holder_id, ending=from_j)
     day = _day(on)
     started = _started(holder_id, to_j, regions, day, **start)
     ended = publisher.publish(EmploymentEnded(holder_id=holder_id, jurisdiction=from_j, ended=day), time=_at(day))

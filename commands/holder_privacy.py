@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.commands._input import COUNTRY
 from mra.commands.bureau import holder
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.models import holder_category
@@ -24,7 +25,9 @@ __all__ = ["COMMANDS"]
 @holder.command("id")
 @click.option("--document-type", required=True, type=click.Choice(list(DOCUMENT_TYPES)), help="Identity document.")
 @click.option("--document-number", required=True, help="The document's number.")
-@click.option("--nationality", required=True, help="ISO country code: CN, HK, MO, TW, GB, …")
+@click.option(
+    "--nationality", required=True, type=COUNTRY, help="ISO country code or country name: CN, HK, MO, TW, GB, 英国, …"
+)
 @json_option
 @pass_ctx
 def holder_id(ctx: Ctx, document_type: str, document_number: str, nationality: str, as_json: bool) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mra.core.catalogue import normalise
 from mra.core.errors import NotFound
 from mra.core.models import CatalogueEdition, CatalogueEntry, holder_category
 from mra.core.plugins import Registry
+from mra.i18n.places import PROVINCES, Unknown, country_name, place_names, resolve_country
 from mra.services.platform_settings import CST, DOCUMENT_TYPES
 
 __all__ = [
@@ -37,15 +38,32 @@ class _In(BaseModel):
 class EmployerIn(_In):
     name: str = Field(min_length=1)
     credit_code: str = Field(min_length=1, description="统一社会信用代码, 18 characters (GB 32100-2015)")
-    region: str = Field(min_length=1)
+    region: str = Field(min_length=1, description="region code, Chinese name or abbreviation (beijing, 北京, 京)")
+
+    @field_validator("region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        """北京, 北京市 and 京 are beijing; anything else is kept as written for the review to judge."""
+        return place_names(PROVINCES).get(value.strip().casefold(), value)
 
 
 class HolderIn(_In):
     name: str = Field(min_length=1)
-    nationality: str = Field(min_length=1, description="ISO country code; HK, MO, TW for those residents")
+    nationality: str = Field(
+        min_length=1, description="ISO 3166 code or country name (GB, GBR, 英国); HK, MO, TW for those residents"
+    )
     birth_date: date
     document_type: str = Field(min_length=1)
     document_number: str = Field(min_length=1)
+
+    @field_validator("nationality")
+    @classmethod
+    def _iso_code(cls, value: str) -> str:
+        """The alpha-2 code of a known country; anything else is kept as written for the review to refuse."""
+        try:
+            return resolve_country(value)
+        except Unknown:
+            return value
 
 
 class CertificateIn(_In):
@@ -160,7 +178,13 @@ def review(request: RequestIn, registry: Registry, on: date) -> Review:
         out.reasons.append(problem)
     holder = request.holder
     try:
-        holder_category(holder.nationality)
+        holder_category(resolve_country(holder.nationality))
+    except Unknown as e:
+        near = " / ".join(f"{c} ({country_name(c, 'zh_CN')})" for c in e.suggestions)
+        out.reasons.append(
+            f"holder.nationality must be an ISO country code such as CN, HK, MO, TW, GB, or a country name such as "
+            f"英国; {holder.nationality!r} is neither" + (f" (did you mean {near}?)" if near else "")
+        )
     except ValueError:
         out.reasons.append("holder.nationality must be an ISO country code such as CN, HK, MO, TW, GB")
     if holder.birth_date >= on:

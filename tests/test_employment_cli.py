@@ -11,14 +11,17 @@ import pytest
 
 from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
+from mra.events.publisher import Publisher
 from mra.events.schemas import EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
+from tests.support.facts import publish, verified
 
 pytestmark = pytest.mark.broker
 
 
 def test_start_move_and_refusals(tmp_path: Path, kafka: KafkaTransport, topics: Topics, bootstrap: str) -> None:
-    env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions))
+    env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions), LANG="C")
+    publish(Publisher(kafka, topics, "verification-platform"), [verified("h1"), verified("h-abcdef01")])
 
     def mra(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -66,17 +69,34 @@ def test_start_move_and_refusals(tmp_path: Path, kafka: KafkaTransport, topics: 
         (("start", "--holder", "h1", "-j", "beijing", "--employer", "X", "--years", "-1"), "must not be negative"),
         (("move", "--holder", "h1", "--from", "hebei", "--to", "hebei", "--employer", "X"), "same jurisdiction"),
         (("start", "--holder", "h1", "-j", "beijing", "--employer", "X", "--on", "2025-13-01"), "Invalid value"),
+        (("start", "--holder", "h1", "-j", "bejing", "--employer", "X"), "did you mean beijing?"),
+        (("start", "--holder", "h1", "-j", "beijing", "--employer", "X", "--region", "tianjn"), "mean tianjin?"),
+        (("start", "--holder", "h-bogus", "-j", "beijing", "--employer", "X"), "not known to the verification"),
+        (("start", "--holder", "h-abcdef02", "-j", "beijing", "--employer", "X"), "Did you mean h-abcdef01?"),
+        (("end", "--holder", "h1", "-j", "beijing"), "no employment in beijing to end (employed now in: hebei)"),
+        (("move", "--holder", "h1", "--from", "tianjin", "--to", "beijing", "--employer", "X"), "no employment in"),
     ]:
         refused = mra("employment", *bad)
-        assert refused.returncode != 0 and message in refused.stderr and "Traceback" not in refused.stderr
+        assert refused.returncode in (2, 3) and message in refused.stderr and "Traceback" not in refused.stderr, (
+            bad,
+            refused.stderr,
+        )
+    by_name = mra("employment", "end", "--holder", "h1", "-j", "冀", "--on", "2025-12-01")  # 冀 is hebei
+    assert by_name.returncode == 0, by_name.stderr
 
     reader = kafka.reader([topics.name("holders")])
     events = []
     for _ in range(6):
         events += [decode(r).data for r in reader.poll(300, 100)]
     reader.close()
-    assert [type(e).__name__ for e in events] == ["EmploymentStarted", "EmploymentEnded", "EmploymentStarted"]
-    first, ended, second = events
+    assert [type(e).__name__ for e in events] == [
+        "EmploymentStarted",
+        "EmploymentEnded",
+        "EmploymentStarted",
+        "EmploymentEnded",
+    ]
+    first, ended, second, last = events
+    assert isinstance(last, EmploymentEnded) and last.jurisdiction == "hebei"
     assert isinstance(first, EmploymentStarted) and first.high_tech and first.years_in_scope == 3
     assert isinstance(ended, EmploymentEnded) and ended.jurisdiction == "beijing"
     assert (
