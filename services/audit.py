@@ -60,7 +60,7 @@ from mra.events.schemas import (
     VerificationRequested,
 )
 from mra.events.topics import LOGICAL_TOPICS, Topics
-from mra.services.labels import EXPORT_HEADERS, INPUT_HEADER, LIST_SEPARATOR
+from mra.services.labels import LIST_SEPARATOR, export_header
 
 __all__ = [
     "AUDITED_TOPICS",
@@ -361,10 +361,8 @@ def export_columns(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
     keys = sorted({k for row in rows for k in (row.get("inputs") or {})})
     out: list[tuple[str, str]] = []
     for name in EXPORT_FIELDS:
-        if name == "inputs":
-            out += [(f"inputs.{k}", INPUT_HEADER.format(key=k)) for k in keys]
-        else:
-            out.append((name, EXPORT_HEADERS[name]))
+        codes = [f"inputs.{k}" for k in keys] if name == "inputs" else [name]
+        out += [(code, export_header(code)) for code in codes]
     return out
 
 

@@ -200,13 +200,10 @@ def _xlsx(report: Report, path: Path, lang: str, generated: datetime, source: st
             sheet.add_chart(chart, "J2")
     details = wb.create_sheet(label(REPORT, "decisions_sheet", lang))
     details.append([
-        EXPORT_HEADERS["decision_id"], EXPORT_HEADERS["holder_id"], EXPORT_HEADERS["code"],
-        EXPORT_HEADERS["outcome"], EXPORT_HEADERS["status"], EXPORT_HEADERS["entry_id"],
-        label(DIMENSIONS, "list", lang), label(DIMENSIONS, "field", lang), label(DIMENSIONS, "category", lang),
-        EXPORT_HEADERS["decided_at"],
-    ] if lang.startswith("zh") else [
-        "decision_id", "holder_id", "code", "outcome", "status", "entry_id", "list", "field", "holder category",
-        "decided_at",
+        *(label(EXPORT_HEADERS, k, lang) for k in ("decision_id", "holder_id", "code", "outcome", "status",
+                                                    "entry_id")),
+        *(label(DIMENSIONS, d, lang) for d in ("list", "field", "category")),
+        label(EXPORT_HEADERS, "decided_at", lang),
     ])
     for r in report.records:
         details.append([

@@ -80,7 +80,7 @@ def test_the_period_is_counted_in_china_standard_time_both_days_included() -> No
 def test_english_labels() -> None:
     r = aggregate(RECORDS, jurisdiction="beijing", lang="en")
     assert r.tables["list"][0].label == "I list I" and r.totals.label == "total"
-    assert {row.label for row in r.tables["category"]} == {"foreign", "mainland", "not stated"}
+    assert {row.label for row in r.tables["category"]} == {"foreign national", "mainland resident", "not stated"}
 
 
 def test_records_take_list_and_fields_from_the_catalogue_and_the_category_from_the_holder() -> None:
@@ -182,7 +182,7 @@ def test_english_files(tmp_path: Path) -> None:
     r = aggregate(RECORDS, jurisdiction="beijing", jurisdiction_name="Beijing", lang="en")
     write_report(r, tmp_path / "r.csv", lang="en", generated=NOW, source="src")
     head = (tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-    assert head == "dimension,item,eligible,conditional,advisory,ineligible,total,of which withdrawn,holders"
+    assert head == "counted by,item,eligible,conditional,advisory,ineligible,total,of which withdrawn,holders"
 
 
 @pytest.mark.broker
