@@ -118,7 +118,9 @@ class ClerkView:
             [{**d, "state": "current"} for d in data["decisions"]] + [{**d, "state": "withdrawn"} for d in withdrawn],
             key=lambda d: (d["decided_at"], d["code"]),
         )
+        rank = {o.value: i for i, o in enumerate((Outcome.ELIGIBLE, Outcome.CONDITIONAL, Outcome.ADVISORY))}
         return data | {
+            "decisions": sorted(data["decisions"], key=lambda d: (rank.get(d["outcome"], 9), d["code"])),
             "jurisdiction": self.jurisdiction,
             "withdrawn": sorted(withdrawn, key=lambda d: (d["decided_at"], d["code"]), reverse=True),
             "history": history,

@@ -89,7 +89,9 @@ def _free_port() -> int:
 def mra(bootstrap: str, kafka: KafkaTransport, topics: Topics, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Mra:
     monkeypatch.setenv("MRA_TOPIC_PREFIX", topics.prefix)
     monkeypatch.setenv("MRA_PARTITIONS", str(topics.partitions))
-    return Mra(bootstrap, state_dir)
+    m = Mra(bootstrap, state_dir)
+    m("keys", "init")  # a signed deployment: every event is signed and verified
+    return m
 
 
 @pytest.fixture

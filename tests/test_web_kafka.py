@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import schemathesis
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
+from mra.cli import cli
 from mra.events.kafka import KafkaTransport
 from mra.events.topics import Topics
 from mra.services.access import AccessStore
@@ -45,6 +47,8 @@ def web(
 ) -> Iterator[Web]:
     monkeypatch.setenv("MRA_TOPIC_PREFIX", topics.prefix)
     monkeypatch.setenv("MRA_PARTITIONS", str(topics.partitions))
+    keys = CliRunner().invoke(cli, ["--state-dir", str(state_dir), "--bootstrap", bootstrap, "keys", "init"])
+    assert keys.exit_code == 0, keys.output
     store = AccessStore(state_dir)
     tokens = {
         "employer": store.add_employer(REQUEST["employer"]["name"], CREDIT)[1],

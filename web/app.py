@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mra import __version__
 from mra.core.errors import MraError, NotFound, ValidationFailed
+from mra.i18n.terms import category_label
 from mra.services.access import Principal, Role
 from mra.services.platform import DOCUMENT_TYPES, RequestIn
 from mra.web.backend import Backend, Forbidden, NotPublished, Refused
@@ -136,6 +137,7 @@ def create_app(backend: Backend) -> FastAPI:
             other="en" if lang == "zh_CN" else "zh_CN",
             here=quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe=""),
             who=who,
+            category=lambda code: category_label(code, lang),
             **ctx,
         )
         response = HTMLResponse(html, status_code=status)
