@@ -146,3 +146,43 @@ def test_the_openapi_document_fuzzed_gets_no_5xx(web: Web) -> None:
 
         _fuzz(op, web.auth(who), seen)
     assert sum(seen.values()) >= len(operations) and any(400 <= s < 500 for s in seen)
+
+
+def test_mra_serve_answers_health_readiness_and_openapi(
+    bootstrap: str, kafka: KafkaTransport, topics: Topics, state_dir: Path
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"MRA_TOPIC_PREFIX": topics.prefix, "MRA_PARTITIONS": str(topics.partitions)}
+    base = [sys.executable, "-m", "mra.cli", "--state-dir", str(state_dir), "--bootstrap", bootstrap]
+    assert subprocess.run([*base, "keys", "init"], env=env, capture_output=True, timeout=120).returncode == 0
+    server = subprocess.Popen([*base, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).json() == {"status": "ok"}:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "mra serve did not start"
+            time.sleep(0.2)
+        assert httpx.get(url + "/readyz", timeout=60).json() == {"status": "ready"}
+        doc = httpx.get(url + "/openapi.json", timeout=10).json()
+        assert doc["openapi"].startswith("3.") and "/api/v1/check/{code}" in doc["paths"]
+        page = httpx.get(url + "/", headers={"accept-language": "zh-CN"}, timeout=10)
+        assert page.status_code == 200 and "核验码" in page.text
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/" in err and "Traceback" not in err
