@@ -23,11 +23,17 @@ from mra.core.models import (
     CatalogueEdition,
     CatalogueEntry,
     DecisionContext,
+    EmployerType,
     Employment,
     HolderFacts,
     Outcome,
+    Residence,
+    VerifiedCertificate,
     full_years,
     holder_category,
+    on_birthday,
+    parse_employer_type,
+    parse_residence,
 )
 from mra.core.plugins import Registry, load_registry, resolve_entry_ref
 from mra.core.settings import PolicySetting, SettingValue
@@ -38,6 +44,7 @@ __all__ = ["COMMANDS", "benefits"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ORDER = (Outcome.ELIGIBLE, Outcome.CONDITIONAL, Outcome.ADVISORY, Outcome.INELIGIBLE)
 _HOLDER_ID = "prospective-holder"
+_CERTIFICATE_KEY = "prospective-certificate"
 
 
 def _date(value: str, option: str) -> date:
@@ -125,6 +132,10 @@ def _check_text(data: dict[str, Any]) -> str:
             lines += [f"      {label}: {c}" for c in d.conditions]
             lines += [f"      reading: {r}" for r in d.readings if outcome is not Outcome.INELIGIBLE]
     counts = ", ".join(f"{sum(d.outcome is o for d in decisions)} {o.value}" for o in _ORDER)
+    settings: list[tuple[str, SettingValue, bool]] = data["settings"]
+    if settings:
+        lines += ["", "Settings used (readings where the notice is silent; change with --setting KEY=VALUE):"]
+        lines += [f"  {key} = {value!r}{'' if default else '  (set)'}" for key, value, default in settings]
     lines += ["", f"{len(decisions)} benefits: {counts}. Use --json for every reason and input."]
     return "\n".join(lines)
 
@@ -141,8 +152,12 @@ def benefits() -> None:
     "--nationality",
     required=True,
     type=COUNTRY,
-    help="CN (a mainland resident), HK, MO, TW, or another ISO country code or country name (GB, 英国).",
+    help="ISO country code or country name (GB, 英国): CN for a Chinese national, else the passport's country. "
+         "Alone, CN means a mainland resident and HK, MO, TW a resident of that region.",
 )
+@click.option("--residence", "residence_text", metavar="mainland|HK|MO|TW|abroad",
+              help="Where the holder is a resident in law (mainland household registration, Hong Kong, Macao or Taiwan "
+                   "residence, or settled abroad). With CN: abroad is a Chinese national resident abroad (华侨).")
 @click.option("--birth-date", required=True, help="YYYY-MM-DD. Only the age in full years on the date is used.")
 @click.option(
     "--employer-region", required=True, type=REGION, help="Where the employer is: beijing, 北京, 京, tianjin, hebei, …"
@@ -152,7 +167,11 @@ def benefits() -> None:
               help="Whether the work is in the row's scope.")
 @click.option("--high-tech-employer", is_flag=True, help="The employer is in a 高精尖 industry.")
 @click.option("--universal-studios-project", is_flag=True, help="The work is for the Universal Studios project.")
-@click.option("--platform-verified", is_flag=True, help="The verification platform has verified the certificate.")
+@click.option("--employer-type", "employer_type_text", metavar="public-institution|other",
+              help="Whether the employer is a public institution (事业单位). Omitted: not said.")
+@click.option("--platform-verified", is_flag=True,
+              help="The Beijing verification platform has verified the certificate (for Tianjin and Hebei: the "
+                   "certificate moves with its Beijing result, 四.3).")
 @click.option("--on", "on_text", help="Decision date, YYYY-MM-DD. Default: today.")
 @click.option("--setting", "setting_texts", multiple=True, metavar="KEY=VALUE",
               help="Override a policy setting (see `mra benefits settings`). Repeatable.")
@@ -161,22 +180,39 @@ def check(
     jurisdiction: str,
     entry_ref: str,
     nationality: str,
+    residence_text: str | None,
     birth_date: str,
     employer_region: str,
     years: float | None,
     in_scope: bool,
     high_tech_employer: bool,
     universal_studios_project: bool,
+    employer_type_text: str | None,
     platform_verified: bool,
     on_text: str | None,
     setting_texts: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Decide every benefit for a holder of one catalogue row, as of a date, and say why."""
+    residence: Residence | None = None
+    employer_type: EmployerType | None = None
+    try:
+        residence = parse_residence(residence_text) if residence_text is not None else None
+    except ValueError as e:
+        raise ValidationFailed(f"--residence: {e}") from None
+    try:
+        employer_type = parse_employer_type(employer_type_text) if employer_type_text is not None else None
+    except ValueError as e:
+        raise ValidationFailed(f"--employer-type: {e}") from None
     try:
         category = holder_category(nationality)
     except ValueError as e:
         raise ValidationFailed(f"--nationality: {e}") from None
+    if residence is not None:
+        try:
+            category = holder_category(nationality, residence)
+        except ValueError as e:
+            raise ValidationFailed(f"--residence: {e}") from None
     born = _date(birth_date, "--birth-date")
     on = _date(on_text, "--on") if on_text else date.today()
     if born > on:
@@ -188,8 +224,17 @@ def check(
     known = {s.key: s for s in registry.policy_settings(jurisdiction)}
     overrides = dict(_parse_setting(t, known) for t in setting_texts)
     region = employer_region.strip().lower()
+    at = datetime.combine(on, time())
+    certificate = None
+    if platform_verified:  # what the platform's result would be: verified by the catalogue's own platform
+        certificate = VerifiedCertificate(
+            certificate_key=_CERTIFICATE_KEY, holder_id=_HOLDER_ID, entry_id=entry.id,
+            issuer=entry.issuer_text or entry.name, verification_code="", verified_at=at,
+            verified_by=edition.jurisdiction,
+        )
     context = DecisionContext(
-        holder=HolderFacts(holder_id=_HOLDER_ID, category=category, age=full_years(born, on)),
+        holder=HolderFacts(holder_id=_HOLDER_ID, category=category, age=full_years(born, on),
+                           birthday=on_birthday(born, on)),
         employment=Employment(
             holder_id=_HOLDER_ID,
             jurisdiction=jurisdiction,
@@ -200,11 +245,12 @@ def check(
             in_scope=in_scope,
             high_tech=high_tech_employer,
             universal_studios=universal_studios_project,
+            employer_type=employer_type,
         ),
-        certificate=None,
+        certificate=certificate,
         entry=entry,
         edition=edition.edition,
-        at=datetime.combine(on, time()),
+        at=at,
         platform_verified=platform_verified,
     )
     decisions = registry.decide(jurisdiction, context, overrides)
@@ -213,6 +259,8 @@ def check(
     if as_json:
         emit([d.model_dump(mode="json") for d in decisions], True)
         return
+    values = registry.settings(jurisdiction, overrides)
+    used = [(key, values.get(key), key not in overrides) for key in sorted(known)]
     head = {
         "entry_id": entry.id,
         "name": entry.name,
@@ -224,7 +272,7 @@ def check(
         "employer_region": region,
         "jurisdiction": jurisdiction,
     }
-    data = {"head": head, "decisions": decisions, "titles": _titles(registry.rules(jurisdiction))}
+    data = {"head": head, "decisions": decisions, "titles": _titles(registry.rules(jurisdiction)), "settings": used}
     emit(data, False, _check_text)
 
 

@@ -11,6 +11,7 @@ from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pa
 from mra.commands._input import JURISDICTION, REGION
 from mra.commands._output import _
 from mra.core.errors import NotFound, ValidationFailed
+from mra.core.models import parse_employer_type
 from mra.core.plugins import load_registry
 from mra.events.bus import Transport
 from mra.events.publisher import Publisher
@@ -198,6 +199,7 @@ def _started(
     in_scope: bool,
     high_tech: bool,
     universal_studios: bool,
+    employer_type: str | None = None,
 ) -> EmploymentStarted:
     """The start event, validated before anything is written."""
     region = region or regions[0]
@@ -205,6 +207,10 @@ def _started(
         raise ValidationFailed(f"region {region!r} is not covered by {jurisdiction} (covered: {', '.join(regions)})")
     if years is not None and years < 0:
         raise ValidationFailed("--years must not be negative")
+    try:
+        kind = parse_employer_type(employer_type) if employer_type is not None else None
+    except ValueError as e:
+        raise ValidationFailed(f"--employer-type: {e}") from None
     return EmploymentStarted(
         holder_id=holder_id,
         jurisdiction=jurisdiction,
@@ -215,6 +221,7 @@ def _started(
         in_scope=in_scope,
         high_tech=high_tech,
         universal_studios=universal_studios,
+        employer_type=kind,
     )
 
 
@@ -236,6 +243,8 @@ def _start_options(f):  # type: ignore[no-untyped-def]
             click.option("--in-scope/--not-in-scope", default=True, help="Whether the work is in the row's scope."),
             click.option("--high-tech", is_flag=True, help="The employer is in a 高精尖 industry."),
             click.option("--universal-studios", is_flag=True, help="The work is for the Universal Studios project."),
+            click.option("--employer-type", metavar="public-institution|other",
+                         help="Whether the employer is a public institution (事业单位). Omitted: not said."),
         ]
     ):
         f = option(f)

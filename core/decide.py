@@ -23,6 +23,7 @@ from mra.core.models import (
     Jurisdiction,
     VerifiedCertificate,
     full_years,
+    on_birthday,
 )
 from mra.core.plugins import Registry
 
@@ -133,6 +134,7 @@ def decide_holder(
                 holder_id=facts.holder_id,
                 category=holder_category,
                 age=_age(at.date(), facts.born if erasure is None else None, ages),
+                birthday=erasure is None and facts.born is not None and on_birthday(facts.born, at.date()),
             ),
             employment=employment,
             certificate=_certificate(cert),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from mra.core.errors import ValidationFailed
 from mra.core.hookspecs import hookimpl
 from mra.core.models import (
     BenefitDecision,
@@ -37,6 +38,7 @@ __all__ = [
     "JjjDestination",
     "beijing_honour",
     "decide_recognition",
+    "proof_setting",
     "recognition_rule",
     "treatments_setting",
 ]
@@ -56,6 +58,13 @@ READING_VERIFIED = (
     "四.3 reading: what travels within 京津冀 is the platform's verification result, so the certificate "
     "must have been verified by the Beijing platform"
 )
+READING_ANY_PROOF = (
+    "四.3 reading: the qualification needs no re-confirmation (\"无需对所持职业资格重新进行确认\"); any proof of the "
+    "earlier recognition will do, not only the Beijing platform's result (四.2's evidence sentence is limited to "
+    "\"在本市行政区域内\")"
+)
+PROOF_BEIJING = "beijing_platform"
+PROOF_ANY = "any_proof"
 READING_DESTINATION = (
     "四.3 reading: the destination decides the recognition itself; further treatments follow its own rules "
     "(\"可直接依照相关规定享受对应的人才政策待遇\"), which its bureau names in a setting"
@@ -76,9 +85,30 @@ def recognition_rule(prefix: str) -> BenefitRule:
         title_en="Moving within 京津冀: the Beijing-catalogue qualification is recognised without re-confirmation",
         conditions=(
             "a personnel/labour relationship with an employer in the jurisdiction's regions, active on the day",
-            "a certificate of a Beijing-catalogue qualification verified by the Beijing platform, not revoked",
+            "a certificate of a Beijing-catalogue qualification verified by the Beijing platform, not revoked "
+            "(or any proof of it, by the setting <prefix>.jjj.proof)",
         ),
-        readings=(READING_VERIFIED, READING_DESTINATION),
+        readings=(READING_VERIFIED, READING_ANY_PROOF, READING_DESTINATION),
+    )
+
+
+def proof_setting(prefix: str) -> PolicySetting:
+    """What a holder shows a destination under 四.3: the Beijing platform's result, or any proof."""
+    return PolicySetting(
+        key=f"{prefix}.jjj.proof",
+        default=PROOF_BEIJING,
+        choices=(PROOF_BEIJING, PROOF_ANY),
+        description=(
+            "what a holder moving here under 四.3 shows of the Beijing-catalogue qualification: the Beijing "
+            "platform's verification result (beijing_platform), or any proof of the earlier recognition (any_proof: "
+            "without the platform's result the decision is conditional on that proof)"
+        ),
+        why=(
+            "京人社事业发〔2025〕11号 四.3 says the qualification needs no re-confirmation (无需…重新进行确认) and "
+            "does not say what the destination may ask to see; 四.2 makes the platform's result valid evidence only "
+            "\"在本市行政区域内\" (within Beijing). The default asks for the Beijing platform's result, the one "
+            "proof the notice names"
+        ),
     )
 
 
@@ -99,13 +129,17 @@ def _treatments(value: object) -> tuple[str, ...]:
     return tuple(t.strip() for t in str(value or "").split(";") if t.strip())
 
 
-def _certificate_checks(context: DecisionContext) -> list[Check]:
+def _certificate_checks(context: DecisionContext, proof: object, key: str) -> list[Check]:
     cert = context.certificate
     name = "verified_certificate"
+    used = f"setting {key} = {proof}"
     if cert is None:
-        return [Check.failed(name, "no certificate verified by the Beijing platform")]
+        if proof == PROOF_ANY:
+            return [Check.pending(name, f"proof of the earlier recognition of {context.entry.id} ({used})",
+                                  (f"{READING_ANY_PROOF} ({used})",))]
+        return [Check.failed(name, f"no certificate verified by the Beijing platform ({used})")]
     checks: list[Check] = []
-    if cert.verified_by != HONOURED_JURISDICTION:
+    if cert.verified_by != HONOURED_JURISDICTION and proof != PROOF_ANY:
         checks.append(
             Check.failed(name, f"the certificate was verified by {cert.verified_by!r}, not by the Beijing platform")
         )
@@ -120,11 +154,13 @@ def _certificate_checks(context: DecisionContext) -> list[Check]:
             Check.failed(name, f"{context.entry.id} designates {context.entry.designates}; it is not a qualification")
         )
     if not checks:
+        code = f", verification code {cert.verification_code}" if cert.verification_code else ""
+        reading = READING_ANY_PROOF if proof == PROOF_ANY else READING_VERIFIED
         checks.append(
             Check.met(
                 name,
-                f"{context.entry.id} verified by the Beijing platform, verification code {cert.verification_code}",
-                (READING_VERIFIED,),
+                f"{context.entry.id} verified by the {cert.verified_by} platform{code}",
+                (f"{reading} ({used})",),
             )
         )
     return checks
@@ -140,7 +176,11 @@ def decide_recognition(
     """Decide 四.3 for one holder's certificate in ``jurisdiction`` at ``context.at``: a pure function."""
     day = local_date(context.at, UTC_OFFSET_HOURS)
     employment = employed_in("employed_here", context.employment, day, jurisdiction.regions)
-    checks = [*_certificate_checks(context), employment]
+    proof_key = f"{jurisdiction.prefix}.jjj.proof"
+    proof = settings.get(proof_key, PROOF_BEIJING)
+    if proof not in (PROOF_BEIJING, PROOF_ANY):
+        raise ValidationFailed(f"{proof_key}={proof!r}: expected {PROOF_BEIJING!r} or {PROOF_ANY!r}")
+    checks = [*_certificate_checks(context, proof, proof_key), employment]
     treatments = _treatments(settings.get(f"{jurisdiction.prefix}.jjj.treatments"))
     if treatments:
         checks.append(
@@ -162,8 +202,9 @@ def decide_recognition(
             "certificate_revoked": cert.revoked if cert else None,
             "platform_verified": context.platform_verified,
             "treatments": "; ".join(treatments),
+            "proof": str(proof),
         },
-        readings=rule.readings,
+        readings=(READING_DESTINATION,),
     )
 
 
@@ -177,7 +218,7 @@ class JjjDestination:
     def __init__(self, jurisdiction: Jurisdiction, settings: Sequence[PolicySetting]) -> None:
         self.jurisdiction = jurisdiction
         self.rule = recognition_rule(jurisdiction.prefix)
-        self.settings = tuple(settings)
+        self.settings = (*settings, proof_setting(jurisdiction.prefix))
 
     @hookimpl
     def mra_jurisdiction(self) -> Jurisdiction:

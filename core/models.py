@@ -7,7 +7,7 @@ value that crosses the bus is validated on the way in and out.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -20,6 +20,7 @@ __all__ = [
     "CatalogueEntry",
     "CatalogueList",
     "DecisionContext",
+    "EmployerType",
     "Employment",
     "Experience",
     "HolderCategory",
@@ -30,9 +31,14 @@ __all__ = [
     "Outcome",
     "Provision",
     "RepealedEdition",
+    "Residence",
     "VerifiedCertificate",
     "full_years",
     "holder_category",
+    "on_birthday",
+    "parse_employer_type",
+    "parse_residence",
+    "standing",
 ]
 
 
@@ -168,26 +174,102 @@ class Jurisdiction(Frozen):
 
 
 class HolderCategory(StrEnum):
-    """Who a holder is, as the notice distinguishes them."""
+    """Who a holder is, as the notice distinguishes them: a Chinese national (中国籍人员) resident in the mainland,
+    in Hong Kong, Macao or Taiwan, or abroad (华侨), or a foreign national (外籍人员)."""
 
     MAINLAND = "mainland"
     HKMOTW = "hkmotw"
+    CN_ABROAD = "cn_abroad"
     FOREIGN = "foreign"
 
 
+class Residence(StrEnum):
+    """Where a holder is a resident in law: the mainland (户籍), Hong Kong, Macao or Taiwan (居民身份), or abroad
+    (settled in another country). Not where they happen to live this year."""
+
+    MAINLAND = "mainland"
+    HK = "HK"
+    MO = "MO"
+    TW = "TW"
+    ABROAD = "abroad"
+
+
+class EmployerType(StrEnum):
+    """Whether the employer is a public institution (事业单位), which 一(二)3 treats apart."""
+
+    PUBLIC_INSTITUTION = "public-institution"
+    OTHER = "other"
+
+
 _ISO2 = re.compile(r"^[A-Z]{2,3}$")
+_CHINA = {"CN", "CHN"}
+_REGIONS = {"HK": Residence.HK, "HKG": Residence.HK, "MO": Residence.MO, "MAC": Residence.MO,
+            "TW": Residence.TW, "TWN": Residence.TW}
 
 
-def holder_category(nationality: str) -> HolderCategory:
-    """CN is a mainland resident; HK, MO and TW residents are Chinese nationals of their own category."""
+def parse_residence(text: str) -> Residence:
+    """``mainland``, ``HK``, ``MO``, ``TW`` or ``abroad``, in any letter case."""
+    folded = text.strip().lower()
+    for r in Residence:
+        if r.value.lower() == folded:
+            return r
+    raise ValueError(f"residence must be one of {', '.join(r.value for r in Residence)}; got {text!r}")
+
+
+def parse_employer_type(text: str) -> EmployerType:
+    """``public-institution`` or ``other``, in any letter case."""
+    folded = text.strip().lower().replace("_", "-")
+    for t in EmployerType:
+        if t.value == folded:
+            return t
+    raise ValueError(f"employer type must be one of {', '.join(t.value for t in EmployerType)}; got {text!r}")
+
+
+def holder_category(nationality: str, residence: Residence | str | None = None) -> HolderCategory:
+    """The category of a holder from two facts: nationality (an ISO country code) and residence.
+
+    Nationality alone keeps its long-standing meaning: CN is a mainland resident, HK, MO and TW stand for a
+    resident of that region (a Chinese national), any other code is a foreign national. With a residence, CN is a
+    Chinese national resident there (in the mainland, in Hong Kong, Macao or Taiwan, or abroad), HK/MO/TW must
+    match it, and any other nationality is a foreign national wherever resident.
+    """
     code = nationality.strip().upper()
     if not _ISO2.match(code):
         raise ValueError(f"nationality must be an ISO country code such as CN, HK, GB; got {nationality!r}")
-    if code in {"CN", "CHN"}:
-        return HolderCategory.MAINLAND
-    if code in {"HK", "HKG", "MO", "MAC", "TW", "TWN"}:
+    where = parse_residence(residence) if isinstance(residence, str) else residence
+    region = _REGIONS.get(code)
+    if where is None:
+        if code in _CHINA:
+            return HolderCategory.MAINLAND
+        return HolderCategory.HKMOTW if region is not None else HolderCategory.FOREIGN
+    if region is not None:
+        if where is not region:
+            raise ValueError(
+                f"nationality {code} stands for a resident of {region.value}, not {where.value}: give the "
+                f"holder's nationality (CN for a Chinese national, else the passport's country) with the residence"
+            )
         return HolderCategory.HKMOTW
-    return HolderCategory.FOREIGN
+    if code not in _CHINA:
+        return HolderCategory.FOREIGN
+    if where is Residence.MAINLAND:
+        return HolderCategory.MAINLAND
+    if where is Residence.ABROAD:
+        return HolderCategory.CN_ABROAD
+    return HolderCategory.HKMOTW
+
+
+def standing(
+    nationality: str, residence: Residence | str | None = None
+) -> tuple[HolderCategory, bool, Residence | None]:
+    """The two facts a holder's events carry, with the category they give: (category, Chinese national or not,
+    residence). A nationality alone gives the residence it has always stood for (CN the mainland, HK/MO/TW that
+    region); a foreign nationality alone gives none."""
+    category = holder_category(nationality, residence)
+    code = nationality.strip().upper()
+    where = parse_residence(residence) if isinstance(residence, str) else residence
+    if where is None:
+        where = Residence.MAINLAND if code in _CHINA else _REGIONS.get(code)
+    return category, category is not HolderCategory.FOREIGN, where
 
 
 def full_years(born: date, on: date) -> int:
@@ -198,12 +280,18 @@ def full_years(born: date, on: date) -> int:
     return years
 
 
+def on_birthday(born: date, on: date) -> bool:
+    """Whether ``on`` is the day the age in full years goes up (1 March for 29 February outside leap years)."""
+    return on > born and full_years(born, on) > full_years(born, on - timedelta(days=1))
+
+
 class HolderFacts(Frozen):
     """What a decision may know of a holder: derived, non-personal facts only."""
 
     holder_id: str
     category: HolderCategory
     age: int | None = Field(None, description="full years at the decision's event time")
+    birthday: bool = Field(False, description="the decision's day is the day the age in full years went up")
     erased: bool = False
 
 
@@ -221,6 +309,7 @@ class Employment(Frozen):
     in_scope: bool = True
     high_tech: bool = Field(False, description="the employer is in a 高精尖 industry")
     universal_studios: bool = Field(False, description="the work is for the Universal Studios project")
+    employer_type: EmployerType | None = Field(None, description="public institution (事业单位) or not; None: not said")
 
     def active_on(self, day: date) -> bool:
         return self.started <= day and (self.ended is None or day < self.ended)

@@ -11,9 +11,17 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mra.core.models import BenefitDecision, CatalogueEdition, Employment, HolderCategory
+from mra.core.models import (
+    BenefitDecision,
+    CatalogueEdition,
+    EmployerType,
+    Employment,
+    HolderCategory,
+    Residence,
+    holder_category,
+)
 
 __all__ = [
     "BenefitDecided",
@@ -323,15 +331,44 @@ class CertificateRevoked(Event):
 
 @event
 class HolderRegistered(Event):
-    """A holder becomes known: category and birth date, the facts decisions derive age and category from."""
+    """A holder becomes known: category and birth date, the facts decisions derive age and category from.
+
+    v2 carries nationality and residence as two facts: ``chinese_national`` (中国籍 or not) and ``residence``
+    (mainland, HK, MO, TW or abroad), plain because they are coarse; ``category`` is derived from them and must
+    agree. The ISO nationality itself, where it travels, is sealed in ``personal`` like the birth date. A v1 body
+    is upcast with what its category says: a mainland resident is a Chinese national resident in the mainland, a
+    Hong Kong, Macao or Taiwan resident a Chinese national of one of those regions (which one v1 did not say), a
+    foreign national not Chinese (residence not said).
+    """
 
     NAME = "cn.jjj.holders.holder_registered"
+    VERSION = 2
     TOPIC = "holders"
 
     holder_id: str
     category: HolderCategory
+    chinese_national: bool | None = None
+    residence: Residence | None = None
     birth_date: date | None = None
     personal: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _category_agrees(self) -> HolderRegistered:
+        if self.chinese_national is None or self.residence is None:
+            return self
+        derived = holder_category("CN" if self.chinese_national else "ZZ", self.residence)
+        if derived is not self.category:
+            raise ValueError(f"category {self.category.value} does not agree with chinese_national="
+                             f"{self.chinese_national} and residence={self.residence.value} ({derived.value})")
+        return self
+
+
+@upcaster(HolderRegistered.NAME, 1)
+def _holder_registered_v1(body: dict[str, Any]) -> dict[str, Any]:
+    category = body.get("category")
+    body["chinese_national"] = category in (HolderCategory.MAINLAND.value, HolderCategory.HKMOTW.value)
+    body["residence"] = Residence.MAINLAND.value if category == HolderCategory.MAINLAND.value else None
+    return body
 
 
 @event
@@ -339,11 +376,12 @@ class EmploymentStarted(Event):
     """A holder starts a personnel/labour relationship with an employer in a jurisdiction.
 
     v2 replaced v1's whole-year ``years`` with ``years_in_scope`` and ``in_scope``, and added the employer's
-    高精尖 status and the Universal Studios project flag.
+    高精尖 status and the Universal Studios project flag. v3 adds the employer's type (public institution, 事业单位,
+    or other; None where not said, as in every earlier body).
     """
 
     NAME = "cn.jjj.holders.employment_started"
-    VERSION = 2
+    VERSION = 3
     TOPIC = "holders"
 
     holder_id: str
@@ -355,6 +393,7 @@ class EmploymentStarted(Event):
     in_scope: bool = True
     high_tech: bool = False
     universal_studios: bool = False
+    employer_type: EmployerType | None = None
 
     def employment(self) -> Employment:
         """The domain fact this event records."""
@@ -369,6 +408,7 @@ class EmploymentStarted(Event):
             in_scope=self.in_scope,
             high_tech=self.high_tech,
             universal_studios=self.universal_studios,
+            employer_type=self.employer_type,
         )
 
 
@@ -391,6 +431,12 @@ def _employment_started_v1(body: dict[str, Any]) -> dict[str, Any]:
     years = body.pop("years", None)
     body["years_in_scope"] = None if years is None else float(years)
     body.setdefault("in_scope", True)
+    return body
+
+
+@upcaster(EmploymentStarted.NAME, 2)
+def _employment_started_v2(body: dict[str, Any]) -> dict[str, Any]:
+    body.setdefault("employer_type", None)
     return body
 
 

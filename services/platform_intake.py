@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from mra.core.catalogue import normalise
 from mra.core.errors import MraError
 from mra.core.ids import stable_id
-from mra.core.models import CatalogueEntry, holder_category
+from mra.core.models import CatalogueEntry, standing
 from mra.core.plugins import Registry
 from mra.events.publisher import Publisher
 from mra.events.schemas import (
@@ -272,11 +272,7 @@ def _accepted_events(
         ),
         (
             stable_id("holders.holder_registered", hid),
-            HolderRegistered(
-                holder_id=hid,
-                category=holder_category(holder.nationality),
-                personal={"birth_date": personal.seal(hid, "birth_date", holder.birth_date.isoformat())},
-            ),
+            _registered(hid, holder, personal.seal(hid, "birth_date", holder.birth_date.isoformat())),
         ),
         (
             stable_id("verification.accepted", rid),
@@ -285,6 +281,19 @@ def _accepted_events(
             ),
         ),
     ]
+
+
+def _registered(holder_id: str, holder: HolderIn, sealed_birth_date: str) -> HolderRegistered:
+    """The holder's registration: nationality and residence as two coarse facts (the ISO code does not travel),
+    the category they give, and the birth date sealed."""
+    category, chinese, residence = standing(holder.nationality, holder.residence)
+    return HolderRegistered(
+        holder_id=holder_id,
+        category=category,
+        chinese_national=chinese,
+        residence=residence,
+        personal={"birth_date": sealed_birth_date},
+    )
 
 
 def publish_submission(sub: Submission, publisher: Publisher) -> None:

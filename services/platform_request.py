@@ -52,6 +52,9 @@ class HolderIn(_In):
     nationality: str = Field(
         min_length=1, description="ISO 3166 code or country name (GB, GBR, 英国); HK, MO, TW for those residents"
     )
+    residence: str | None = Field(
+        None, description="mainland, HK, MO, TW or abroad; omitted: what the nationality alone stands for"
+    )
     birth_date: date
     document_type: str = Field(min_length=1)
     document_number: str = Field(min_length=1)
@@ -187,6 +190,12 @@ def review(request: RequestIn, registry: Registry, on: date) -> Review:
         )
     except ValueError:
         out.reasons.append("holder.nationality must be an ISO country code such as CN, HK, MO, TW, GB")
+    else:
+        if holder.residence is not None:
+            try:
+                holder_category(resolve_country(holder.nationality), holder.residence)
+            except ValueError as e:
+                out.reasons.append(f"holder.residence: {e}")
     if holder.birth_date >= on:
         out.reasons.append("holder.birth_date is not before the day of the request")
     if holder.document_type not in DOCUMENT_TYPES:

@@ -71,7 +71,7 @@ def test_confluent_kafka_and_the_cloudevents_sdk_read_an_mra_event(
     assert attrs["specversion"] == "1.0"
     assert attrs["id"] == sent.id
     assert attrs["source"] == "/mra/beijing-intake"
-    assert attrs["type"] == "cn.jjj.holders.employment_started.v2"
+    assert attrs["type"] == "cn.jjj.holders.employment_started.v3"
     assert attrs["subject"] == "h-42"
     assert attrs["time"] == datetime(2025, 9, 10, 8, 0, tzinfo=UTC)
     assert attrs["mrapublisher"] == "beijing-intake" and attrs["mraseq"] == "0"

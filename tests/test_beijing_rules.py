@@ -17,6 +17,7 @@ from mra.core import (
     BenefitDecision,
     CatalogueEntry,
     DecisionContext,
+    EmployerType,
     Employment,
     HolderCategory,
     HolderFacts,
@@ -24,6 +25,7 @@ from mra.core import (
     ValidationFailed,
     VerifiedCertificate,
     full_years,
+    on_birthday,
 )
 from mra.core.plugins import Registry, load_registry
 from mra.core.rules import (
@@ -42,6 +44,7 @@ from mra.plugins.beijing import rules as bj
 
 E, C, A, X = Outcome.ELIGIBLE, Outcome.CONDITIONAL, Outcome.ADVISORY, Outcome.INELIGIBLE
 MAINLAND, HKMOTW, FOREIGN = HolderCategory.MAINLAND, HolderCategory.HKMOTW, HolderCategory.FOREIGN
+CN_ABROAD = HolderCategory.CN_ABROAD
 ON = date(2025, 10, 1)
 AT = datetime(2025, 10, 1, 10, 0)
 
@@ -50,7 +53,7 @@ ALL_CODES = {
     "bj.work_permit", "bj.overseas_experience", "bj.employer_support", "bj.title.deputy_senior",
     "bj.talent_introduction", "bj.senior_title_assessment", "bj.hkmo_talent_endorsement", "bj.talent_visa",
     "bj.high_level_talent_services", "bj.sci_tech_projects", "bj.passport_hkmo_convenience",
-    "bj.mutual_recognition", "bj.practice", "bj.notarization_waiver",
+    "bj.mutual_recognition", "bj.practice", "bj.notarization_waiver", "bj.senior_title.public_institution",
 }
 
 
@@ -84,6 +87,7 @@ class Holder:
     in_scope: bool = True
     high_tech: bool = False
     universal_studios: bool = False
+    employer_type: EmployerType | None = None
     verified: bool = True
     at: datetime = AT
 
@@ -96,10 +100,11 @@ def context(registry: Registry, ref: str, h: Holder, *, certificate: VerifiedCer
         emp = Employment(
             holder_id="h-1", jurisdiction="beijing", employer="employer-1", employer_region=h.region,
             started=h.started, ended=h.ended, years_in_scope=h.years, in_scope=h.in_scope,
-            high_tech=h.high_tech, universal_studios=h.universal_studios,
+            high_tech=h.high_tech, universal_studios=h.universal_studios, employer_type=h.employer_type,
         )
     return DecisionContext(
-        holder=HolderFacts(holder_id="h-1", category=h.category, age=full_years(h.born, day)),
+        holder=HolderFacts(holder_id="h-1", category=h.category, age=full_years(h.born, day),
+                           birthday=on_birthday(h.born, day)),
         employment=emp,
         certificate=certificate,
         entry=entry(registry, ref),
@@ -134,6 +139,7 @@ class Case:
 
 
 U_ONLY = ("bj.title.deputy_senior", "bj.talent_introduction", "bj.senior_title_assessment",
+          "bj.senior_title.public_institution",
           "bj.hkmo_talent_endorsement", "bj.talent_visa", "bj.high_level_talent_services", "bj.sci_tech_projects")
 CUMULATION = "还可享受"
 # the notice's words the corrected cases rest on
@@ -147,6 +153,11 @@ I121 = "附件1 (一) 121: 经我市农业农村主管部门备案，从事2年�
 I118 = "附件1 (一) 118: 从事2年以上药剂相关工作；执业药师须在我市药监主管部门注册"
 I116 = "附件1 (一) 116: 从事职业治疗的须在我市卫生健康主管部门注册后从事2年以上医师工作"
 I13 = "附件1 (一) 13, 68: 可不受母语国限制 — 一(一)5: 外籍人员办理工作许可…"
+CN_NATIONALS = "一(一)1: 中国籍人员可纳入本市工作居住证办理范围; 一(二)4: 外籍人员可办理人才签证确认函"
+PUBLIC = ("一(二)3: 事业单位不受岗位总量和结构比例限制,正高级可破格聘用在二、三级专业技术岗位,"
+          "副高级可破格聘用在五、六级专业技术岗位")
+AGE = "一(一)5: 年龄可放宽至65周岁(高精尖产业领域可放宽至70周岁)"
+HKMOTW_TRAVEL = "一(二)4: 中国籍人员可享受赴港澳人才签注政策; 一(三)3: 中国籍人员在办理护照、港澳签注方面可享受相关便利"
 I134 = ("附件1 (一) 134: 与阿里云云计算工程师 ACA 认证互认; "
         "136, 137: 与北京北辰实业集团有限责任公司注册国际商务会展专业人士认证互认")
 
@@ -169,11 +180,30 @@ CASES = [
          settings={"bj.hkmotw.where_unclear": "conditional"}, why={"bj.work_residence_permit": "confirmation"}),
     Case("hkmotw-I14-excluded", "I-14", Holder(HKMOTW), {"bj.work_residence_permit": X, "bj.overseas_experience": E},
          settings={"bj.hkmotw.where_unclear": "excluded"}, why={"bj.work_residence_permit": "excluded"}),
+    # --- a Chinese national resident abroad (华侨): nationality and residence as two facts -------------------
+    Case("cn-abroad-U01", "U-01", Holder(CN_ABROAD), {
+        "bj.work_residence_permit": E, "bj.talent_introduction": C, "bj.hkmo_talent_endorsement": C,
+        "bj.talent_visa": X, "bj.visa_residence": X, "bj.work_permit": X, "bj.overseas_experience": E,
+    }, why={"bj.hkmo_talent_endorsement": "bj.cn_abroad.where_unclear = conditional",
+            "bj.work_permit": "Chinese national resident abroad"}, clause=CN_NATIONALS),
+    Case("cn-abroad-O01-included", "O-01", Holder(CN_ABROAD), {"bj.passport_hkmo_convenience": E},
+         settings={"bj.cn_abroad.where_unclear": "included"},
+         reading={"bj.passport_hkmo_convenience": "settled abroad"}, clause=CN_NATIONALS),
+    Case("cn-abroad-O01-excluded", "O-01", Holder(CN_ABROAD), {"bj.passport_hkmo_convenience": X},
+         settings={"bj.cn_abroad.where_unclear": "excluded"}, clause=CN_NATIONALS),
     # --- the work-permit age limit ------------------------------------------------------------------------
     Case("age-64", "I-14", Holder(born=born_aged(64)), {"bj.work_permit": E, "bj.visa_residence": E}),
     Case("age-65-and-a-day", "I-14", Holder(born=born_aged(65, 1)), {"bj.work_permit": E}),
     Case("age-66th-birthday", "I-14", Holder(born=born_aged(66)), {"bj.work_permit": X, "bj.visa_residence": E},
-         why={"bj.work_permit": "age 66 is over the limit of 65"}),
+         why={"bj.work_permit": "age 66 is over the limit of 65"},
+         reading={"bj.work_permit": "bj.work_permit.limit_birthday = outside"}, clause=AGE),
+    Case("age-66th-birthday-within", "I-14", Holder(born=born_aged(66)), {"bj.work_permit": E},
+         settings={"bj.work_permit.limit_birthday": "within"},
+         reading={"bj.work_permit": "bj.work_permit.limit_birthday = within"}, clause=AGE),
+    Case("age-66-and-a-day-within", "I-14", Holder(born=born_aged(66, 1)), {"bj.work_permit": X},
+         settings={"bj.work_permit.limit_birthday": "within"}, clause=AGE),
+    Case("age-71st-birthday-high-tech-within", "I-14", Holder(born=born_aged(71), high_tech=True),
+         {"bj.work_permit": E}, settings={"bj.work_permit.limit_birthday": "within"}, clause=AGE),
     Case("age-66-high-tech", "I-14", Holder(born=born_aged(66), high_tech=True), {"bj.work_permit": E}),
     Case("age-69-high-tech", "I-14", Holder(born=born_aged(69), high_tech=True), {"bj.work_permit": E}),
     Case("age-69-not-high-tech", "I-14", Holder(born=born_aged(69)), {"bj.work_permit": X}),
@@ -231,6 +261,17 @@ CASES = [
     Case("urgent-hkmotw-U01-excluded", "U-01", Holder(HKMOTW), {"bj.talent_introduction": X},
          settings={"bj.hkmotw.where_unclear": "excluded"}),
     Case("urgent-old-no-high-tech", "U-03", Holder(born=born_aged(67)), {"bj.work_permit": X, "bj.talent_visa": E}),
+    # --- 一(二)3: a public institution's posts ------------------------------------------------------------
+    Case("public-institution-U01", "U-01", Holder(employer_type=EmployerType.PUBLIC_INSTITUTION),
+         {"bj.senior_title.public_institution": C, "bj.senior_title_assessment": C},
+         why={"bj.senior_title.public_institution": "认定取得高级职称"}, clause=PUBLIC),
+    Case("public-institution-unsaid-U01", "U-01", Holder(), {"bj.senior_title.public_institution": C},
+         why={"bj.senior_title.public_institution": "its type is not said"}, clause=PUBLIC),
+    Case("public-institution-other-U01", "U-01", Holder(employer_type=EmployerType.OTHER),
+         {"bj.senior_title.public_institution": X, "bj.senior_title_assessment": C},
+         why={"bj.senior_title.public_institution": "only at a public institution"}, clause=PUBLIC),
+    Case("public-institution-list-one", "I-14", Holder(employer_type=EmployerType.PUBLIC_INSTITUTION),
+         {"bj.senior_title.public_institution": X}),
     # --- the outbound list (三) ---------------------------------------------------------------------------
     Case("outbound-mainland-O01", "O-01", Holder(MAINLAND), {
         "bj.title.intermediate": C, "bj.passport_hkmo_convenience": E, "bj.visa_residence": X,
@@ -241,7 +282,14 @@ CASES = [
         "bj.visa_residence": E, "bj.work_permit": E, "bj.passport_hkmo_convenience": X, "bj.title.intermediate": X,
     }),
     Case("outbound-hkmotw-O01", "O-01", Holder(HKMOTW), {"bj.passport_hkmo_convenience": X},
-         reading={"bj.passport_hkmo_convenience": "mainland residents"}),
+         reading={"bj.passport_hkmo_convenience": "mainland residents"},
+         why={"bj.passport_hkmo_convenience": "bj.hkmotw.unclear_rules does not name"}, clause=HKMOTW_TRAVEL),
+    Case("outbound-hkmotw-O01-named", "O-01", Holder(HKMOTW), {"bj.passport_hkmo_convenience": C},
+         settings={"bj.hkmotw.unclear_rules": "bj.passport_hkmo_convenience", "bj.hkmotw.where_unclear": "conditional"},
+         clause=HKMOTW_TRAVEL),
+    Case("urgent-hkmotw-U01-endorsement-named", "U-01", Holder(HKMOTW), {"bj.hkmo_talent_endorsement": E,
+         "bj.work_residence_permit": X},
+         settings={"bj.hkmotw.unclear_rules": "bj.hkmo_talent_endorsement"}, clause=HKMOTW_TRAVEL),
     # --- titles and skill certificates on list (一) ----------------------------------------------------------
     Case("skill-certificate-I138", "I-138", Holder(MAINLAND, years=None), {
         "bj.skill_certificate": E, "bj.title.intermediate": C, "bj.mutual_recognition": A, "bj.practice": X,
@@ -378,6 +426,7 @@ def test_the_table_covers_every_code_and_its_outcomes() -> None:
     assert A in seen["bj.employer_support"] and A in seen["bj.mutual_recognition"]
     conditional = {"bj.title.intermediate", "bj.title.deputy_senior", "bj.talent_introduction",
                    "bj.senior_title_assessment", "bj.high_level_talent_services", "bj.sci_tech_projects",
+                   "bj.senior_title.public_institution",
                    "bj.practice", "bj.work_residence_permit", "bj.work_permit"}
     assert all(C in seen[c] for c in conditional)
     categories = {c.holder.category for c in CASES}
@@ -409,6 +458,7 @@ def test_the_table_exercises_every_condition(registry: Registry) -> None:
         "title_level": {met, pending, failed},
         "row_terms": {pending},
         "row_notes": {met},
+        "employer_type": {met, pending, failed},
         "skill_certificate_row": {met, pending, failed},
         "work_permit_age": {met, failed},
         "to_show": {pending},
@@ -446,8 +496,8 @@ def test_rules_are_the_reading_s_table(registry: Registry) -> None:
         assert r.clause.startswith("京人社事业发〔2025〕11号 ")
         assert r.title_zh and r.title_en and r.conditions
     assert set(rules["bj.visa_residence"].who) == {FOREIGN}
-    assert set(rules["bj.hkmo_talent_endorsement"].who) == {MAINLAND}
-    assert set(rules["bj.work_residence_permit"].who) == {MAINLAND, HKMOTW}
+    assert set(rules["bj.hkmo_talent_endorsement"].who) == {MAINLAND, HKMOTW, CN_ABROAD}
+    assert set(rules["bj.work_residence_permit"].who) == {MAINLAND, HKMOTW, CN_ABROAD}
     assert rules["bj.work_permit"].clause.endswith("一(一)5, 一(三)5")
     assert any("Hong Kong" in x for x in rules["bj.talent_introduction"].readings)
 
@@ -567,7 +617,9 @@ def test_settings_are_the_open_questions(registry: Registry) -> None:
     settings = {s.key: s for s in registry.policy_settings("beijing")}
     assert set(settings) == {"bj.experience.evidence", "bj.experience.range_upper_bound", "bj.hkmotw.where_unclear",
                              "bj.before_effective", "bj.withdrawal.decided_benefits",
-                             "bj.skill_certificate.outbound_rows", "bj.mutual_recognition.counterparts"}
+                             "bj.skill_certificate.outbound_rows", "bj.mutual_recognition.counterparts",
+                             "bj.hkmotw.unclear_rules", "bj.work_permit.limit_birthday",
+                             "bj.cn_abroad.where_unclear"}
     for s in settings.values():
         assert s.why and s.description and (s.default in s.choices or not s.choices)
     assert settings["bj.experience.range_upper_bound"].default is False

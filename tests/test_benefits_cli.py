@@ -37,7 +37,7 @@ def run_mra(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_json_has_every_benefit_with_its_clause_and_reasons() -> None:
     rows = run_json("--entry", "I-139", "--nationality", "GB", "--birth-date", "1985-05-05")
-    assert len(rows) == 18
+    assert len(rows) == 19
     for row in rows.values():
         assert {"code", "outcome", "clause", "reasons", "conditions", "readings", "inputs"} <= row.keys()
         assert row["clause"].startswith("京人社事业发〔2025〕11号")
@@ -93,7 +93,7 @@ def test_no_beijing_employer_means_nothing() -> None:
     ])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert len(rows) == 18 and {r["outcome"] for r in rows} == {"ineligible"}
+    assert len(rows) == 19 and {r["outcome"] for r in rows} == {"ineligible"}
 
 
 def test_years_and_scope() -> None:
@@ -135,7 +135,7 @@ def test_text_is_grouped_by_outcome() -> None:
     assert heads == sorted(heads)
     assert out.index("bj.work_permit") < heads[1] < out.index("bj.practice") < heads[2]
     assert heads[2] < out.index("bj.mutual_recognition") < heads[3] < out.index("bj.notarization_waiver")
-    assert "to show:" in out and "because:" in out and "18 benefits" in out
+    assert "to show:" in out and "because:" in out and "19 benefits" in out
 
 
 def test_default_date_is_today() -> None:
@@ -179,7 +179,7 @@ def test_rules_lists_every_rule_with_its_clause() -> None:
     result = CliRunner().invoke(cli, ["benefits", "rules", "-j", "beijing", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rules = json.loads(result.output)
-    assert len(rules) == 18
+    assert len(rules) == 19
     assert all(r["jurisdiction"] == "beijing" and r["clause"].startswith("京人社事业发〔2025〕11号") for r in rules)
     by_code = {r["code"]: r for r in rules}
     assert by_code["bj.practice"]["clause"].endswith("三")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mra.core.models import EmployerType
 from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
@@ -44,6 +45,8 @@ def test_start_move_and_refusals(tmp_path: Path, kafka: KafkaTransport, topics: 
         "--years",
         "3",
         "--high-tech",
+        "--employer-type",
+        "public-institution",
         "--on",
         "2025-10-01",
     )
@@ -75,6 +78,7 @@ def test_start_move_and_refusals(tmp_path: Path, kafka: KafkaTransport, topics: 
         (("start", "--holder", "h-abcdef02", "-j", "beijing", "--employer", "X"), "Did you mean h-abcdef01?"),
         (("end", "--holder", "h1", "-j", "beijing"), "no employment in beijing to end (employed now in: hebei)"),
         (("move", "--holder", "h1", "--from", "tianjin", "--to", "beijing", "--employer", "X"), "no employment in"),
+        (("start", "--holder", "h1", "-j", "beijing", "--employer", "X", "--employer-type", "ngo"), "--employer-type"),
     ]:
         refused = mra("employment", *bad)
         assert refused.returncode in (2, 3) and message in refused.stderr and "Traceback" not in refused.stderr, (
@@ -98,6 +102,7 @@ def test_start_move_and_refusals(tmp_path: Path, kafka: KafkaTransport, topics: 
     first, ended, second, last = events
     assert isinstance(last, EmploymentEnded) and last.jurisdiction == "hebei"
     assert isinstance(first, EmploymentStarted) and first.high_tech and first.years_in_scope == 3
+    assert first.employer_type is EmployerType.PUBLIC_INSTITUTION and second.employer_type is None
     assert isinstance(ended, EmploymentEnded) and ended.jurisdiction == "beijing"
     assert (
         isinstance(second, EmploymentStarted) and second.jurisdiction == "hebei" and second.employer.region == "hebei"

@@ -39,7 +39,7 @@ def test_round_trip_keeps_attributes_body_and_stamp() -> None:
     h = dict(headers)
     assert key == b"h1"
     assert h["ce_specversion"] == b"1.0"
-    assert h["ce_type"] == b"cn.jjj.holders.employment_started.v2"
+    assert h["ce_type"] == b"cn.jjj.holders.employment_started.v3"
     assert h["ce_time"] == b"2025-10-01T09:30:00Z"
     assert h["ce_subject"] == b"h1"
     assert h["content-type"] == b"application/json"

@@ -386,7 +386,8 @@ def test_a_v1_body_its_upcaster_cannot_read_is_a_decode_error_naming_the_step(ye
     with pytest.raises(DecodeError) as caught:
         read(v1_body(years), "cn.jjj.holders.employment_started.v1")
     reason = str(caught.value)
-    assert reason.startswith(f"cannot decode: {error} upcasting cn.jjj.holders.employment_started.v1 to v2: ")
+    target = EmploymentStarted.VERSION
+    assert reason.startswith(f"cannot decode: {error} upcasting cn.jjj.holders.employment_started.v1 to v{target}: ")
 
 
 def test_headers_given_as_bytearray_or_none_are_read_as_bytes() -> None:

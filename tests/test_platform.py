@@ -155,6 +155,25 @@ def test_the_issuer_matches_any_name_or_alias_of_the_entry_whatever_the_case_and
     assert world.submit(request(certificate__issuer=issuer)).status == "accepted"
 
 
+@pytest.mark.parametrize(("nationality", "residence", "category", "chinese", "where"), [
+    ("CN", "abroad", "cn_abroad", True, "abroad"),
+    ("GB", "HK", "foreign", False, "HK"),
+    ("HK", None, "hkmotw", True, "HK"),
+    ("GB", None, "foreign", False, None),
+])
+def test_the_holder_s_nationality_and_residence_travel_as_two_facts(
+    world: World, nationality: str, residence: str | None, category: str, chinese: bool, where: str | None
+) -> None:
+    sub = world.submit(request(holder__nationality=nationality, holder__residence=residence))
+    assert sub.status == "accepted", sub.reasons
+    (registered,) = world.events("holders")
+    data = registered.data
+    assert isinstance(data, HolderRegistered) and registered.type.endswith(".v2")
+    assert (data.category, data.chinese_national, data.residence) == (category, chinese, where)
+    assert '"GB"' not in registered.body.decode()  # the ISO code does not travel
+
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
@@ -169,6 +188,8 @@ def test_the_issuer_matches_any_name_or_alias_of_the_entry_whatever_the_case_and
         ({"holder__birth_date": None}, "missing field holder.birth_date"),
         ({"certificate__number": "   "}, "certificate.number is empty"),
         ({"holder__nationality": "Britain"}, "holder.nationality must be an ISO country code"),
+        ({"holder__nationality": "HK", "holder__residence": "mainland"}, "holder.residence: nationality HK"),
+        ({"holder__residence": "Atlantis"}, "holder.residence: residence must be one of"),
         ({"holder__document_type": "driving_licence"}, "holder.document_type must be one of passport"),
         ({"employer__credit_code": "91110108MA01K7QH2K"}, "fails its GB 32100-2015 check character"),
         ({"certificate__colour": "red"}, "unknown field certificate.colour"),

@@ -332,8 +332,8 @@ def test_settings_are_defaults_then_deployment_then_call_overrides(tmp_path: Pat
     config = PluginConfig(state_dir=tmp_path, overrides={"dm.knob": "b", "tj.jjj.treatments": "x", "dm.unknown": 1})
     registry = load_registry(extra={"demo": plugin}, config=config)
     assert registry.settings("demo") == {"dm.knob": "b"}
-    assert registry.settings("tianjin") == {"tj.jjj.treatments": "x"}
-    assert registry.settings("hebei") == {"hb.jjj.treatments": ""}
+    assert registry.settings("tianjin") == {"tj.jjj.treatments": "x", "tj.jjj.proof": "beijing_platform"}
+    assert registry.settings("hebei") == {"hb.jjj.treatments": "", "hb.jjj.proof": "beijing_platform"}
     entry = registry.catalogues("demo")[0].entries[0]
     registry.decide("demo", context(entry), {"dm.knob": "a"})
     assert plugin.seen_settings == [{"dm.knob": "a"}]

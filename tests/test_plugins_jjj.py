@@ -67,9 +67,9 @@ def test_identity_honours_and_declarations(registry: Registry, code: str, prefix
     assert registry.catalogues(code) == []
     (rule,) = registry.rules(code)
     assert rule.code == f"{prefix}.jjj_recognition" and rule.clause == honour.basis
-    assert registry.settings(code) == {f"{prefix}.jjj.treatments": ""}
-    (setting,) = registry.policy_settings(code)
-    assert "四.3" in setting.why and setting.description
+    assert registry.settings(code) == {f"{prefix}.jjj.treatments": "", f"{prefix}.jjj.proof": "beijing_platform"}
+    for setting in registry.policy_settings(code):
+        assert "四.3" in setting.why and setting.description
 
 
 @pytest.mark.parametrize(("code", "prefix"), [(d[0], d[1]) for d in DESTINATIONS])
@@ -83,7 +83,7 @@ def test_employed_there_with_a_beijing_verified_certificate_is_eligible(
     assert any("四.3" in r for r in d.reasons)
     assert any("BJV-2025-0042" in r for r in d.reasons)
     assert (d.jurisdiction, d.plugin, d.entry_id, d.decided_at, d.caused_by) == (code, code, entry.id, AT, "evt-1")
-    assert jjj.READING_VERIFIED in d.readings
+    assert any(jjj.READING_VERIFIED in r and f"{prefix}.jjj.proof = beijing_platform" in r for r in d.readings)
 
 
 @pytest.mark.parametrize(

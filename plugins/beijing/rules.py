@@ -69,9 +69,14 @@ EVIDENCE = "bj.experience.evidence"
 UPPER_BOUND = "bj.experience.range_upper_bound"
 HKMOTW_UNCLEAR = "bj.hkmotw.where_unclear"
 BEFORE_EFFECTIVE = "bj.before_effective"
+HKMOTW_RULES = "bj.hkmotw.unclear_rules"
 OUTBOUND_SKILL_ROWS = "bj.skill_certificate.outbound_rows"
 COUNTERPARTS = "bj.mutual_recognition.counterparts"
-READ_BY_CONDITIONS = (EVIDENCE, UPPER_BOUND, HKMOTW_UNCLEAR, BEFORE_EFFECTIVE, OUTBOUND_SKILL_ROWS, COUNTERPARTS)
+LIMIT_BIRTHDAY = "bj.work_permit.limit_birthday"
+READ_BY_CONDITIONS = (
+    EVIDENCE, UPPER_BOUND, HKMOTW_UNCLEAR, HKMOTW_RULES, BEFORE_EFFECTIVE, OUTBOUND_SKILL_ROWS, COUNTERPARTS,
+    LIMIT_BIRTHDAY,
+)
 """The settings the conditions below read; the data file must declare each."""
 
 
@@ -117,6 +122,14 @@ class RuleSpec(_Data):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{self.code}: params.{key} must be a whole number")
         return value
+
+
+class _Unclear(_Data):
+    """Where the notice leaves a holder category unclear: the setting that decides it, and the setting naming the
+    rules it decides for (empty: every rule that names the category as unclear)."""
+
+    setting: str
+    rules_setting: str = ""
 
 
 class _Employment(_Data):
@@ -195,6 +208,7 @@ class BenefitsData(_Data):
     utc_offset_hours: float
     common_conditions: tuple[str, ...]
     labels: dict[str, str]
+    unclear: dict[HolderCategory, _Unclear] = Field(default_factory=dict)
     lists: dict[str, str]
     employment: _Employment
     experience: _Experience
@@ -248,6 +262,9 @@ def benefits_data() -> BenefitsData:
         data.benefit_rule(spec)
     declared = {st.key for st in data.setting}
     problems += [f"setting {k!r} is read but not declared" for k in READ_BY_CONDITIONS if k not in declared]
+    for category, u in data.unclear.items():
+        problems += [f"unclear.{category.value}: setting {k!r} is not declared"
+                     for k in (u.setting, u.rules_setting) if k and k not in declared]
     if problems:
         raise ValueError(f"{DATA_FILE}: " + "; ".join(problems))
     return data
@@ -271,6 +288,9 @@ def resolve_settings(data: BenefitsData, settings: Mapping[str, object]) -> dict
             continue
         if s.key in _ROW_LIST_SETTINGS:
             bad += _bad_rows(s.key, value, _ROW_LIST_SETTINGS[s.key])
+        for category, u in data.unclear.items():
+            if s.key == u.rules_setting:
+                bad += _bad_rules(data, s.key, value, category)
         out[s.key] = value
     if bad:
         raise ValidationFailed("invalid Beijing policy settings", bad)
@@ -291,6 +311,12 @@ def _bad_rows(key: str, value: object, list_code: str) -> list[str]:
     rows = {e.id for e in edition.entries if e.list == list_code}
     return [f"{key}: {ident!r} is not a row of list {list_code} (ids like {min(rows)})"
             for ident in row_ids(value) if ident not in rows]
+
+
+def _bad_rules(data: BenefitsData, key: str, value: object, category: HolderCategory) -> list[str]:
+    unclear = {spec.code for spec in data.rule if category in spec.who_unclear}
+    return [f"{key}: {code!r} is not a rule that leaves a {data.label(category)} unclear "
+            f"(those are: {', '.join(sorted(unclear))})" for code in row_ids(value) if code not in unclear]
 
 
 # --- conditions -----------------------------------------------------------------------------------------------
@@ -406,11 +432,18 @@ def _holder_category(env: Env) -> Check | None:
     labels = env.data.labels
     check = category_in("holder_category", category, spec.who, labels)
     reading = spec.who_unclear.get(category)
-    if check.status is not Status.MET or reading is None:
+    unclear = env.data.unclear.get(category)
+    if check.status is not Status.MET or reading is None or unclear is None:
         return check
-    key = HKMOTW_UNCLEAR
-    how = env.settings[key]
     label = env.data.label(category)
+    if unclear.rules_setting and spec.code not in row_ids(env.settings[unclear.rules_setting]):
+        return Check.failed(
+            "holder_category",
+            f"not extended to a {label} (setting {unclear.rules_setting} does not name {spec.code})",
+            [reading],
+        )
+    key = unclear.setting
+    how = env.settings[key]
     if how == "excluded":
         return Check.failed("holder_category", f"not extended to a {label} (setting {key} = excluded)", [reading])
     if how == "conditional":
@@ -496,7 +529,35 @@ def _work_permit_age(env: Env) -> Check:
     else:
         limit = env.spec.number("max_age")
         why = f"{env.spec.number('max_age_high_tech')} only for an employer in a 高精尖 industry"
-    return within_age("work_permit_age", env.context.holder.age, limit, why)
+    holder = env.context.holder
+    if holder.age != limit + 1:
+        return within_age("work_permit_age", holder.age, limit, why)
+    key = LIMIT_BIRTHDAY
+    how = env.settings[key]
+    if holder.birthday and how == "within":
+        return Check.met(
+            "work_permit_age",
+            f"age {holder.age} today, the birthday itself, is still within the limit of {limit} ({why})",
+            [f"the birthday on which the holder turns {limit + 1} read as within \"放宽至{limit}周岁\" "
+             f"(setting {key} = within)"],
+        )
+    check = within_age("work_permit_age", holder.age, limit, why)
+    return Check(check.condition, check.status, check.detail,
+                 (f"a holder who has turned {limit + 1}, the birthday itself included, read as past "
+                  f"\"放宽至{limit}周岁\" (setting {key} = {how})",))
+
+
+def _employer_type(env: Env) -> Check:
+    """The employer's type where a rule is for one kind of employer (一(二)3: a public institution, 事业单位)."""
+    emp, wanted, words = env.context.employment, env.spec.text("employer_type"), env.spec.text("employer_words")
+    kind = emp.employer_type if emp is not None else None
+    if kind is None:
+        return Check.pending("employer_type", f"the employer is a public institution (事业单位) (\"{words}\"); "
+                                              f"its type is not said")
+    if kind.value == wanted:
+        return Check.met("employer_type", f"the employer is a public institution (事业单位) (\"{words}\")")
+    return Check.failed("employer_type", f"only at a public institution (事业单位) (\"{words}\"); the employer is "
+                                         f"not one ({kind.value})")
 
 
 def _to_show(env: Env) -> list[Check]:
@@ -606,6 +667,7 @@ CONDITIONS: Mapping[str, Callable[[Env], Check | Sequence[Check] | None]] = {
     "row_notes": _row_notes,
     "skill_certificate_row": _skill_certificate_row,
     "work_permit_age": _work_permit_age,
+    "employer_type": _employer_type,
     "to_show": _to_show,
     "notes": _notes,
     "practice_row": _practice_row,
@@ -680,12 +742,14 @@ def _inputs(
         "list": context.entry.list,
         "holder_category": context.holder.category.value,
         "age": context.holder.age,
+        "turns_age_today": context.holder.birthday,
         "employer_region": emp.employer_region if emp else None,
         "employed": bool(emp and emp.active_on(day)),
         "years_in_scope": emp.years_in_scope if emp else None,
         "in_scope": emp.in_scope if emp else None,
         "high_tech": emp.high_tech if emp else False,
         "universal_studios": emp.universal_studios if emp else False,
+        "employer_type": emp.employer_type.value if emp and emp.employer_type else None,
         "platform_verified": context.platform_verified,
         "designated_by": designation.id if designation else None,
         "counterpart": counterpart[0] if counterpart else None,
