@@ -407,6 +407,8 @@ def decode(record: Record) -> Envelope:
             raise DecodeError("incomplete or malformed publisher stamp") from None
     subject = text.get("ce_subject", "")
     ident, source = text["ce_id"], text["ce_source"]
+    if not ident.strip() or not source.strip():  # CloudEvents 1.0: both non-empty
+        raise DecodeError("ce_id and ce_source must not be empty")
     digest = content_hash(ident, source, ce_type, raw_time, subject, value)
     return new_envelope(
         ident,

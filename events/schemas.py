@@ -335,7 +335,7 @@ class HolderRegistered(Event):
 
     v2 carries nationality and residence as two facts: ``chinese_national`` (中国籍 or not) and ``residence``
     (mainland, HK, MO, TW or abroad), plain because they are coarse; ``category`` is derived from them and must
-    agree. The ISO nationality itself, where it travels, is sealed in ``personal`` like the birth date. A v1 body
+    agree. The ISO nationality itself does not travel: no decision needs more than these two facts. A v1 body
     is upcast with what its category says: a mainland resident is a Chinese national resident in the mainland, a
     Hong Kong, Macao or Taiwan resident a Chinese national of one of those regions (which one v1 did not say), a
     foreign national not Chinese (residence not said).
@@ -366,7 +366,7 @@ class HolderRegistered(Event):
 @upcaster(HolderRegistered.NAME, 1)
 def _holder_registered_v1(body: dict[str, Any]) -> dict[str, Any]:
     category = body.get("category")
-    body["chinese_national"] = category in (HolderCategory.MAINLAND.value, HolderCategory.HKMOTW.value)
+    body["chinese_national"] = category != HolderCategory.FOREIGN.value
     body["residence"] = Residence.MAINLAND.value if category == HolderCategory.MAINLAND.value else None
     return body
 
