@@ -26,6 +26,7 @@ OUTCOMES = {
 CATEGORIES = {
     "mainland": N_("mainland resident"),
     "hkmotw": N_("Hong Kong, Macao or Taiwan resident"),
+    "cn_abroad": N_("Chinese national resident abroad"),
     "foreign": N_("foreign national"),
 }
 """Holder category code → English label."""

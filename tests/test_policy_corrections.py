@@ -35,6 +35,7 @@ from mra.core.models import standing
 from mra.core.plugins import Registry, load_registry
 from mra.events.schemas import EmploymentStarted, HolderRegistered, upcast
 from mra.events.topics import Topics
+from mra.i18n.terms import category_label
 from mra.plugins.beijing import rules as bj
 
 E, C, A, X = Outcome.ELIGIBLE, Outcome.CONDITIONAL, Outcome.ADVISORY, Outcome.INELIGIBLE
@@ -372,6 +373,7 @@ def test_nationality_and_residence_are_two_facts(args: list[str], category: str)
     assert (rows["bj.talent_visa"]["outcome"] == "eligible") is not chinese
     if category == "cn_abroad":
         assert rows["bj.hkmo_talent_endorsement"]["outcome"] == "conditional"
+        assert category_label(category, "zh_CN") == "华侨"
 
 
 def test_a_residence_that_contradicts_the_nationality_is_refused() -> None:

@@ -156,6 +156,7 @@ def synthetic_cases(registry: Registry, code: str, max_entries: int = 16) -> lis
         for category, age in [
             (HolderCategory.MAINLAND, 35),
             (HolderCategory.HKMOTW, 40),
+            (HolderCategory.CN_ABROAD, 45),
             (HolderCategory.FOREIGN, 66),
             (HolderCategory.FOREIGN, 71),
             (HolderCategory.FOREIGN, None),
