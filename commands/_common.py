@@ -61,6 +61,17 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
 
 
+def store_option(f: F) -> F:
+    return click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        default=None,
+        help="The bureau's read model: sqlite:///PATH, or postgresql://… shared by every instance of the bureau "
+        "(also MRA_STORE; default: SQLite in the state directory).",
+    )(f)
+
+
 def jurisdiction_option(
     required: bool = True, help: str = "Jurisdiction: code, Chinese name or abbreviation (beijing, 北京, 京, …)."
 ) -> Callable[[F], F]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
+from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx, store_option
 from mra.commands._input import JURISDICTION, REGION
 from mra.commands._output import _
 from mra.core.errors import NotFound, ValidationFailed
@@ -19,8 +19,9 @@ from mra.events.schemas import EmployerRef, EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from mra.i18n.places import closest
 from mra.services.bureau import BureauStore
-from mra.services.bureaus import bureau_db, open_bureau, partition_lag
+from mra.services.bureaus import open_bureau, partition_lag
 from mra.services.holder_facts import known_here, read_holder
+from mra.services.stores import open_store
 
 __all__ = ["COMMANDS"]
 
@@ -37,11 +38,14 @@ def bureau() -> None:
 @jurisdiction_option()
 @click.option("--until-idle", is_flag=True, help="Stop once caught up (reached the end and a poll past it is empty).")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
+@store_option
 @json_option
 @pass_ctx
-def bureau_run(ctx: Ctx, jurisdiction: str, until_idle: bool, timeout: float | None, as_json: bool) -> None:
+def bureau_run(
+    ctx: Ctx, jurisdiction: str, until_idle: bool, timeout: float | None, store_url: str | None, as_json: bool
+) -> None:
     """Consume verification, holder and catalogue events; decide and publish benefits (a consumer group)."""
-    b = open_bureau(ctx.runtime(), jurisdiction)
+    b = open_bureau(ctx.runtime(), jurisdiction, store_url=store_url)
     try:
         if not until_idle and not as_json:
             click.echo(f"bureau {jurisdiction} running; Ctrl-C to stop", err=True)
@@ -63,13 +67,14 @@ def bureau_run(ctx: Ctx, jurisdiction: str, until_idle: bool, timeout: float | N
 
 @bureau.command("status")
 @jurisdiction_option()
+@store_option
 @json_option
 @pass_ctx
-def bureau_status(ctx: Ctx, jurisdiction: str, as_json: bool) -> None:
+def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: bool) -> None:
     """Positions and lag per partition, and the read model's counts."""
     runtime = ctx.runtime()
     registry = load_registry()
-    store = BureauStore(bureau_db(runtime, jurisdiction), jurisdiction, registry)
+    store = BureauStore(open_store(runtime, jurisdiction, store_url), jurisdiction, registry)
     try:
         lag = partition_lag(runtime.connect(), runtime, store)
         data = {
@@ -106,12 +111,13 @@ def holder() -> None:
 @holder.command("show")
 @click.argument("holder_id")
 @jurisdiction_option()
+@store_option
 @json_option
 @pass_ctx
-def holder_show(ctx: Ctx, holder_id: str, jurisdiction: str, as_json: bool) -> None:
+def holder_show(ctx: Ctx, holder_id: str, jurisdiction: str, store_url: str | None, as_json: bool) -> None:
     """The holder's verified certificates and current decisions, with their reasons."""
     runtime = ctx.runtime()
-    store = BureauStore(bureau_db(runtime, jurisdiction), jurisdiction, load_registry())
+    store = BureauStore(open_store(runtime, jurisdiction, store_url), jurisdiction, load_registry())
     try:
         data = store.holder(holder_id)
     finally:

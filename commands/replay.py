@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
+from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx, store_option
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.plugins import load_registry
 from mra.events.topics import Topics
@@ -27,6 +27,8 @@ from mra.services.replay import (
     replay,
     untrustworthy,
 )
+from mra.services.stores import open_store
+from mra.services.stores import store_url as store_url_of
 from mra.services.whatif import Change, changes, load_scenario, summary
 
 __all__ = ["COMMANDS"]
@@ -97,6 +99,7 @@ def _change_line(c: Change) -> str:
     "and list the decisions that would change.",
 )
 @click.option("--timeout", type=float, default=600, show_default=True, help="Give up after this many seconds.")
+@store_option
 @json_option
 @pass_ctx
 def replay_cmd(
@@ -110,6 +113,7 @@ def replay_cmd(
     do_compare: bool,
     rules_file: Path | None,
     timeout: float,
+    store_url: str | None,
     as_json: bool,
 ) -> None:
     """Read the catalogue, verification and holder topics into a fresh read model, running the same rules
@@ -132,7 +136,8 @@ def replay_cmd(
     live_path = bureau_db(runtime, jurisdiction)
     if into is not None and (into / f"{jurisdiction}.db").resolve() == live_path.resolve():
         raise MraError("--into must not be the live read model's directory")
-    if do_compare and not live_path.exists():
+    url = store_url_of(store_url)
+    if do_compare and url is None and not live_path.exists():
         raise MraError(f"no live read model for {jurisdiction} at {live_path}: run `mra bureau run -j {jurisdiction}`")
     bar = _Bar(f"replaying {jurisdiction}")
     try:
@@ -155,7 +160,7 @@ def replay_cmd(
         differences = None
         problems: list[str] = []
         if do_compare:
-            live = BureauStore(live_path, jurisdiction, registry)
+            live = BureauStore(open_store(runtime, jurisdiction, url), jurisdiction, registry)
             try:
                 problems = untrustworthy(live, result)
                 transient: list[Difference] = []

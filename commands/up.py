@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from mra.commands._common import Ctx, json_option, pass_ctx
+from mra.commands._common import Ctx, json_option, pass_ctx, store_option
 from mra.commands._output import _, shown_time, to_json
 from mra.core.errors import MraError
 from mra.core.plugins import load_registry
@@ -112,10 +112,18 @@ def _guarded(name: str, run: Callable[[], object], stopping: threading.Event, er
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="The web door's port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The web door's address.")
 @click.option("--no-web", is_flag=True, help="Do not serve the web door.")
+@store_option
 @json_option
 @pass_ctx
 def up(
-    ctx: Ctx, jurisdictions: str | None, register: Path | None, port: int, host: str, no_web: bool, as_json: bool
+    ctx: Ctx,
+    jurisdictions: str | None,
+    register: Path | None,
+    port: int,
+    host: str,
+    no_web: bool,
+    store_url: str | None,
+    as_json: bool,
 ) -> None:
     """Start the local broker if needed, then run the verification platform, the bureaus and the web door (as
     `mra serve`) until Ctrl-C or SIGTERM, printing one line per request accepted, verified or rejected, per
@@ -160,7 +168,7 @@ def up(
     try:
         activity = Activity(runtime.transport("mra-activity"), runtime.topics, show)
         platform = Platform(runtime.connect("mra-platform"), runtime.topics, state, registry=registry)
-        bureaus = [open_bureau(runtime, j, registry=registry) for j in codes]
+        bureaus = [open_bureau(runtime, j, registry=registry, store_url=store_url) for j in codes]
         stops = [platform.stop_event, activity.stop_event, *(b.processor.stop_event for b in bureaus)]
         runs: list[tuple[str, Callable[[], object]]] = [
             ("platform", platform.run),

@@ -44,15 +44,23 @@ def open_bureau(
     group: bool = True,
     db: Path | None = None,
     publish: bool = True,
+    store_url: str | None = None,
 ) -> Bureau:
-    """A bureau for ``jurisdiction``: in a consumer group (``group``) or reading every partition itself."""
+    """A bureau for ``jurisdiction``: in a consumer group (``group``) or reading every partition itself.
+    ``store_url`` (else ``MRA_STORE``) names a shared read model (:mod:`mra.services.stores`); the default is
+    one SQLite file in the state directory."""
+    from mra.services.stores import open_store
+    from mra.services.stores import store_url as resolve_url
+
     registry = registry or load_registry()
     registry.jurisdiction(jurisdiction)
     transport = transport or runtime.connect(client_id=f"mra-bureau-{jurisdiction}")
     publisher = runtime.publisher(transport, f"bureau-{jurisdiction}") if publish else None
     path = db or bureau_db(runtime, jurisdiction)
     personal = PersonalData.at(runtime.state_dir)
-    store = BureauStore(path, jurisdiction, registry, publisher, personal=personal)
+    url = resolve_url(store_url) if db is None else None
+    kept = open_store(runtime, jurisdiction, url) if url is not None else path
+    store = BureauStore(kept, jurisdiction, registry, publisher, personal=personal)
     group_id = f"{runtime.topics.prefix}bureau-{jurisdiction}" if group else None
     guard = runtime.guard(transport, path.with_name(f"{path.stem}.checkpoints.db"))
     processor = Processor(

@@ -1,7 +1,9 @@
 """Test fixtures: one real Kafka-protocol broker for the session, fresh topics per test.
 
 The broker is, in order: the cluster named by ``MRA_BOOTSTRAP_SERVERS``; a testcontainers Kafka container
-where a Docker engine answers within two seconds; else the local Tansu broker mra manages itself.
+where a Docker engine answers within two seconds; else an Apache Kafka cluster mra starts itself
+(``MRA_TEST_KAFKA_BROKERS`` brokers, default 3, where Java and Kafka's jars or Maven to fetch them are at hand);
+else the local Tansu broker. ``MRA_TEST_BROKER=tansu`` or ``=kafka`` chooses one of the last two.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.postgres import postgres_url  # noqa: F401  (a fixture: a real PostgreSQL server for the session)
 
 from mra.events.kafka import KafkaTransport
 from mra.events.topics import Topics
@@ -32,6 +35,22 @@ def _docker_answers() -> bool:
         return False
 
 
+def _use_kafka() -> bool:
+    """Apache Kafka where it can run here: Java, and its jars cached or Maven to fetch them."""
+    choice = os.environ.get("MRA_TEST_BROKER", "tansu").strip().lower()
+    if choice in ("tansu", "kafka"):
+        return choice == "kafka"
+    from mra.events.kafka_cluster import KafkaClusterError, jars_dir
+
+    if not shutil.which("java"):
+        return False
+    try:
+        jars_dir(fetch=False)
+        return True
+    except KafkaClusterError:
+        return shutil.which("mvn") is not None
+
+
 @pytest.fixture(scope="session")
 def bootstrap() -> Iterator[str]:
     env = os.environ.get("MRA_BOOTSTRAP_SERVERS")
@@ -47,7 +66,10 @@ def bootstrap() -> Iterator[str]:
     from mra.events.broker import start_broker, stop_broker
 
     state = Path(tempfile.mkdtemp(prefix="mra-test-broker-"))
-    info = start_broker(state)
+    if _use_kafka():
+        info = start_broker(state, engine="kafka", brokers=int(os.environ.get("MRA_TEST_KAFKA_BROKERS", "3")))
+    else:
+        info = start_broker(state)
     assert info.bootstrap
     try:
         yield info.bootstrap
