@@ -141,7 +141,8 @@ def _certificate_checks(context: DecisionContext, proof: object, key: str) -> li
     checks: list[Check] = []
     if cert.verified_by != HONOURED_JURISDICTION and proof != PROOF_ANY:
         checks.append(
-            Check.failed(name, f"the certificate was verified by {cert.verified_by!r}, not by the Beijing platform")
+            Check.failed(name, f"the certificate was verified by {cert.verified_by!r}, not by the Beijing platform "
+                               f"({used})")
         )
     if cert.revoked or not context.platform_verified:
         checks.append(Check.failed(name, "the certificate's verification was revoked or is not in force"))

@@ -139,3 +139,32 @@ def test_tianjin_and_hebei_share_one_implementation() -> None:
 
 def test_a_destination_decides_only_for_itself(entry: CatalogueEntry) -> None:
     assert tianjin.mra_decide(jurisdiction="hebei", context=ctx(entry, "hebei"), settings={}) is None
+
+
+@pytest.mark.parametrize(
+    ("proof", "verified_by", "outcome", "words"),
+    [
+        ("beijing_platform", "beijing", Outcome.ELIGIBLE, "verified by the beijing platform"),
+        ("beijing_platform", None, Outcome.INELIGIBLE, "no certificate verified by the Beijing platform"),
+        ("beijing_platform", "tianjin", Outcome.INELIGIBLE, "not by the Beijing platform"),
+        ("any_proof", None, Outcome.CONDITIONAL, "proof of the earlier recognition"),
+        ("any_proof", "tianjin", Outcome.ELIGIBLE, "verified by the tianjin platform"),
+    ],
+)
+def test_what_the_holder_shows_is_a_setting(
+    registry: Registry, entry: CatalogueEntry, proof: str, verified_by: str | None, outcome: Outcome, words: str
+) -> None:
+    """四.3: "无需对所持职业资格重新进行确认" names no proof; 四.2's evidence sentence is limited to "在本市行政区域内".
+    Whether the Beijing platform's result is required is the setting tj.jjj.proof, and the decision names it."""
+    (d,) = registry.decide("tianjin", ctx(entry, "tianjin", verified_by=verified_by), {"tj.jjj.proof": proof})
+    assert d.outcome is outcome
+    assert any(words in t for t in (*d.reasons, *d.conditions)), (d.reasons, d.conditions)
+    assert d.inputs["proof"] == proof
+    assert any(f"tj.jjj.proof = {proof}" in t for t in (*d.readings, *d.reasons, *d.conditions))
+
+
+def test_a_proof_setting_outside_its_choices_is_refused(registry: Registry, entry: CatalogueEntry) -> None:
+    from mra.core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match=r"hb\.jjj\.proof"):
+        registry.decide("hebei", ctx(entry, "hebei"), {"hb.jjj.proof": "a letter"})
