@@ -2,7 +2,7 @@
 
 A Beijing bureau runs in a thread of this process (``Bureau.run`` with no idle stop), publishing its
 decisions. Each sample publishes one fact for a holder whose other facts the bureau already holds, then
-reads the benefits topic until the holder's ``BenefitDecided`` arrives. The raw round trip sends one
+reads the benefits topic until the holder's ``DecisionSetChanged`` arrives. The raw round trip sends one
 message of the CertificateVerified's size with mra's producer settings and reads it back with mra's
 consumer settings, so both sides pay the same client and broker waits.
 """
@@ -24,13 +24,13 @@ from benchmarks.workload import T0, certificate_verified, employment_started, ho
 from mra.core.ids import stable_id
 from mra.events.kafka import CONSUMER_SETTINGS, PRODUCER_SETTINGS
 from mra.events.publisher import Publisher
-from mra.events.schemas import BenefitDecided, Event
+from mra.events.schemas import DecisionSetChanged, Event
 from mra.services.bureaus import open_bureau
 from mra.services.runtime import Runtime
 
 __all__ = ["latency_figure"]
 
-DECIDED = BenefitDecided.ce_type().encode()
+DECIDED = DecisionSetChanged.ce_type().encode()
 WAIT_S = 30.0
 GAP_S = (0.05, 0.25)
 
@@ -155,7 +155,7 @@ def latency_figure(b: Bench) -> Figure:
     fig = Figure(
         "latency",
         "certificate verified -> decision, and employment start -> decision, in a running Beijing bureau thread "
-        "(publish the fact, read the BenefitDecided back), vs a raw kafka-python produce -> consume round trip",
+        "(publish the fact, read the DecisionSetChanged back), vs a raw kafka-python produce -> consume round trip",
         params={"samples_per_repeat": samples, "raw_message_bytes": size, "reader_poll_ms": 50},
     )
     pooled: dict[str, list[float]] = {"mra_cert": [], "mra_employment": [], "raw": []}

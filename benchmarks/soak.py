@@ -12,7 +12,7 @@ re-publishes a fraction of the facts under their original ids, as a publisher re
 At the end every process is stopped, the platform and the bureaus are run until idle, and the harness checks:
 
 - every bureau's read model equals a clean replay of the log (``services.replay.replay`` + ``compare``);
-- no decision is lost or duplicated: the ``BenefitDecided`` events on the benefits topic carry exactly the
+- no decision is lost or duplicated: the decisions on the benefits topic (read through its one view) are exactly the
   decision ids of the read models (active and withdrawn), and a decision published twice was published under
   the same event id with the same content (an identical re-publication after a kill);
 - every withdrawn decision was published as withdrawn;
@@ -50,12 +50,11 @@ from typing import Any
 from mra.core.ids import stable_id
 from mra.core.models import CatalogueEntry
 from mra.core.plugins import Registry, load_registry
+from mra.events.benefits import decided_in, withdrawn_in
 from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
 from mra.events.schemas import (
-    BenefitDecided,
-    BenefitWithdrawn,
     CertificateRevoked,
     CertificateVerified,
     EmployerRef,
@@ -376,7 +375,7 @@ class SoakReport:
             f"                      live      {self.live_active}",
             f"                      replayed  {self.replay_active}",
             f"  live vs replay      differences {self.differences}; behind {self.behind}",
-            f"  benefits topic      {self.decided_published} BenefitDecided records of {self.decided_distinct} "
+            f"  benefits topic      {self.decided_published} published decisions of {self.decided_distinct} "
             f"decisions; the read models hold {self.decisions_in_read_models}",
             f"  decisions lost      {self.decisions_lost} (and {self.decisions_unknown} published but unknown)",
             f"  decisions duplicated {self.decisions_duplicated} ({self.decisions_republished_identically} identical "
@@ -666,21 +665,20 @@ class Harness:
         withdrawn: set[str] = set()
         for record in self.read_topic(transport, "benefits"):
             env = decode(record)
-            if isinstance(env.data, BenefitDecided):
+            for d in decided_in(env.data):
                 decided_records += 1
-                decided[env.data.decision.decision_id].add((env.id, env.hash))
-            elif isinstance(env.data, BenefitWithdrawn):
-                withdrawn.add(env.data.decision_id)
+                decided[d.decision_id].add((env.id, env.hash))
+            withdrawn.update(w.decision_id for w in withdrawn_in(env.data))
         in_models: set[str] = set()
         inactive: set[str] = set()
         live_active, replay_active, differences, lagging, applied = {}, {}, {}, {}, {}
         for j in JURISDICTIONS:
             live = BureauStore(self.state / "bureaus" / self.topics.prefix.rstrip(".") / f"{j}.db", j, self.registry)
             try:
-                for row in live.db.execute("SELECT decision_id, active FROM decisions"):
-                    in_models.add(row[0])
-                    if not row[1]:
-                        inactive.add(row[0])
+                for s in live.store.decisions(active=None):
+                    in_models.add(s.decision_id)
+                    if not s.active:
+                        inactive.add(s.decision_id)
                 counts = live.counts()
                 live_active[j] = counts["decisions_active"]
                 applied[j] = counts["events_applied"]

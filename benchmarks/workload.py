@@ -3,7 +3,7 @@
 A holder's facts are what the verification platform and the employer intake publish: ``HolderRegistered``
 and ``EmploymentStarted`` on the holders topic, ``CertificateVerified`` on the verification topic, with
 pseudonymous holder ids, content-addressed certificate keys and printed verification codes. The
-``BenefitDecided`` bodies come from the Beijing plugin deciding real contexts, so their size is the real one.
+``DecisionSetChanged`` bodies come from the Beijing plugin deciding real contexts, so their size is the real one.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from mra.events.consumer import Processor
 from mra.events.envelope import decode, encode
 from mra.events.publisher import Publisher
 from mra.events.schemas import (
-    BenefitDecided,
     CertificateVerified,
+    DecisionSetChanged,
     EmployerRef,
     EmploymentStarted,
     Event,
@@ -120,8 +120,8 @@ def fact_messages(seed: str, holders: int, start: int = 0) -> Iterator[Message]:
             yield event.TOPIC, key, value, headers
 
 
-def benefit_decided(registry: Registry, holders: int = 12) -> list[BenefitDecided]:
-    """Real ``BenefitDecided`` bodies: a Beijing bureau in memory deciding a few holders' facts."""
+def benefit_decided(registry: Registry, holders: int = 12) -> list[DecisionSetChanged]:
+    """Real ``DecisionSetChanged`` bodies: a Beijing bureau in memory deciding a few holders' facts."""
     transport = InMemoryTransport()
     topics = Topics("w.", 2)
     transport.ensure_topics(topics.all())
@@ -136,14 +136,14 @@ def benefit_decided(registry: Registry, holders: int = 12) -> list[BenefitDecide
     finally:
         store.close()
     out = [decode(r).data for r in transport.records(topics.name("benefits"))]
-    decided = [e for e in out if isinstance(e, BenefitDecided)]
+    decided = [e for e in out if isinstance(e, DecisionSetChanged)]
     if not decided:
         raise RuntimeError("the Beijing rules decided nothing for the benchmark's holders")
     return decided
 
 
 def publish_mix(registry: Registry, n: int, seed: str) -> list[Event]:
-    """``n`` events cycling through what mra publishes most: CertificateVerified, EmploymentStarted, BenefitDecided."""
+    """``n`` events cycling through what mra publishes: CertificateVerified, EmploymentStarted, DecisionSetChanged."""
     decided = benefit_decided(registry)
     out: list[Event] = []
     for i in range(n):
@@ -154,8 +154,8 @@ def publish_mix(registry: Registry, n: int, seed: str) -> list[Event]:
         elif kind == 1:
             out.append(employment_started(h, i // 3))
         else:
-            d = decided[(i // 3) % len(decided)].decision
-            out.append(BenefitDecided(decision=d.model_copy(update={"holder_id": h})))
+            d = decided[(i // 3) % len(decided)]
+            out.append(d.model_copy(update={"holder_id": h}))
     return out
 
 

@@ -56,8 +56,9 @@ def audit_trail(ctx: Ctx, holder_id: str, timeout: float, as_json: bool) -> None
         for e in d["events"]:
             where = f"{e['topic']}[{e['partition']}]@{e['offset']}"
             lines.append(f"  {e['time']}  {where:<20} {e['summary']}")
-            if e["decision"] and e["decision"]["outcome"] == "ineligible" and e["decision"]["reasons"]:
-                lines.append(f"  {'':<20}  {'':<20}   because {'; '.join(e['decision']['reasons'])}")
+            for x in e["decisions"]:
+                if x["outcome"] == "ineligible" and x["reasons"]:
+                    lines.append(f"  {'':<20}  {'':<20}   {x['code']}: because {'; '.join(x['reasons'])}")
             if e["copies"]:
                 lines.append(f"  {'':<20}  {'':<20}   also at {', '.join(e['copies'])}")
         lines.append(f"standing decisions ({len(d['standing'])}):")

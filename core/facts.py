@@ -43,6 +43,7 @@ class EmploymentFact:
     event_time: datetime
     event_id: str
     ended_time: datetime | None = None
+    employer_code: str = ""
 
     @property
     def holder_id(self) -> str:

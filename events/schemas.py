@@ -6,6 +6,7 @@ versions are never rewritten in the log; they are upcast on read, one version st
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import date, datetime
@@ -19,6 +20,7 @@ from mra.core.models import (
     EmployerType,
     Employment,
     HolderCategory,
+    Outcome,
     Residence,
     holder_category,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "CertificateRevoked",
     "CertificateVerified",
     "Checkpoint",
+    "DecisionSetChanged",
     "EmployerRef",
     "EmploymentEnded",
     "EmploymentStarted",
@@ -38,6 +41,8 @@ __all__ = [
     "Event",
     "HolderErased",
     "HolderRegistered",
+    "OutcomeDecided",
+    "OutcomeWithdrawn",
     "UnknownEventType",
     "VerificationAccepted",
     "VerificationDeferred",
@@ -482,6 +487,138 @@ class BenefitWithdrawn(Event):
     code: str
     reason: str
     withdrawn_at: datetime
+
+
+class OutcomeDecided(BaseModel):
+    """One rule's outcome in a decision set: what the rule decided and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_id: str
+    code: str
+    outcome: Outcome
+    clause: str
+    reasons: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
+    readings: tuple[str, ...] = ()
+    rule_version: str
+    inputs: dict[str, str | int | float | bool | None] | None = Field(
+        None, description="this outcome's inputs where they differ from the event's"
+    )
+
+
+class OutcomeWithdrawn(BaseModel):
+    """A decision that no longer stands, the outcome it had, and why it was withdrawn."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_id: str
+    code: str
+    outcome: Outcome
+    reason: str
+
+
+@event
+class DecisionSetChanged(Event):
+    """A bureau's decisions on one holder's certificate changed: the outcomes decided anew and the decisions
+    withdrawn, in one event. Outcomes that did not change are not repeated.
+
+    ``decisions`` lists every new outcome, whatever it is (eligible: granted; conditional; advisory; ineligible: not
+    granted, with its reasons), so the log alone explains every decision. ``caused_by`` is the id of the event
+    that caused the change: the fact the new decisions are timed by, or (for withdrawals alone) the last fact read
+    about the holder.
+    """
+
+    NAME = "cn.jjj.benefits.decision_set_changed"
+    TOPIC = "benefits"
+
+    holder_id: str
+    jurisdiction: str
+    certificate_key: str
+    entry_id: str = ""
+    verification_code: str = ""
+    edition: str = ""
+    plugin: str = ""
+    caused_by: str
+    decided_at: datetime | None = None
+    inputs: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="the inputs of every outcome that does not give its own"
+    )
+    decisions: tuple[OutcomeDecided, ...] = ()
+    withdrawn_at: datetime | None = None
+    withdrawn: tuple[OutcomeWithdrawn, ...] = ()
+
+    def benefit_decisions(self) -> list[BenefitDecision]:
+        """The decisions ``decisions`` stands for, each as the bureau recorded it."""
+        if self.decided_at is None:
+            return []
+        shared = {
+            "holder_id": self.holder_id,
+            "jurisdiction": self.jurisdiction,
+            "entry_id": self.entry_id,
+            "certificate_key": self.certificate_key,
+            "verification_code": self.verification_code,
+            "edition": self.edition,
+            "plugin": self.plugin,
+            "caused_by": self.caused_by,
+            "decided_at": self.decided_at,
+        }
+        return [
+            BenefitDecision.model_validate(
+                {**shared, **o.model_dump(), "inputs": self.inputs if o.inputs is None else o.inputs}
+            )
+            for o in self.decisions
+        ]
+
+    @classmethod
+    def of(
+        cls,
+        decided: list[BenefitDecision],
+        withdrawn: list[OutcomeWithdrawn],
+        *,
+        holder_id: str,
+        jurisdiction: str,
+        certificate_key: str,
+        cause: str,
+        withdrawn_at: datetime | None,
+    ) -> DecisionSetChanged:
+        """One event for decisions of one context (they share certificate, entry, edition, code, plugin, cause and
+        time) and withdrawals on the same certificate."""
+        first = decided[0] if decided else None
+        seen: dict[str, tuple[int, dict[str, str | int | float | bool | None]]] = {}
+        for d in decided:  # the commonest inputs, in their own key order, are said once
+            key = json.dumps(d.inputs)
+            seen[key] = (seen.get(key, (0, d.inputs))[0] + 1, d.inputs)
+        common = max(seen.values(), key=lambda x: x[0])[1] if seen else {}
+        common_key = json.dumps(common)
+        return cls(
+            holder_id=holder_id,
+            jurisdiction=jurisdiction,
+            certificate_key=certificate_key,
+            entry_id=first.entry_id if first else "",
+            verification_code=first.verification_code if first else "",
+            edition=first.edition if first else "",
+            plugin=first.plugin if first else "",
+            caused_by=first.caused_by if first else cause,
+            decided_at=first.decided_at if first else None,
+            inputs=common,
+            decisions=tuple(
+                OutcomeDecided(
+                    decision_id=d.decision_id,
+                    code=d.code,
+                    outcome=d.outcome,
+                    clause=d.clause,
+                    reasons=d.reasons,
+                    conditions=d.conditions,
+                    readings=d.readings,
+                    rule_version=d.rule_version,
+                    inputs=None if json.dumps(d.inputs) == common_key else d.inputs,
+                )
+                for d in decided
+            ),
+            withdrawn_at=withdrawn_at if withdrawn else None,
+            withdrawn=tuple(withdrawn),
+        )
 
 
 # --- privacy and signed checkpoints ---------------------------------------------------------------------------

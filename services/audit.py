@@ -39,11 +39,17 @@ from pathlib import Path
 from typing import Any
 
 from mra.core.errors import MraError, NotFound, ValidationFailed
+from mra.events.benefits import (
+    BenefitsView,
+    decided_in,
+    holder_of,
+    is_benefit_event,
+    jurisdiction_of,
+    withdrawn_in,
+)
 from mra.events.bus import TopicPartition, Transport
 from mra.events.envelope import DecodeError, Envelope, Record, content_hash, decode
 from mra.events.schemas import (
-    BenefitDecided,
-    BenefitWithdrawn,
     CatalogueEditionPublished,
     CatalogueEntryWithdrawn,
     CertificateRevoked,
@@ -153,7 +159,7 @@ class TrailEvent:
     type: str
     source: str
     summary: str
-    decision: dict[str, Any] | None = None
+    decisions: tuple[dict[str, Any], ...] = ()
     copies: tuple[str, ...] = ()
 
 
@@ -182,11 +188,10 @@ def _summary(data: Event, entries: set[str]) -> str:
         return f"employed in {data.jurisdiction} by {who.name} ({who.region}) from {data.started}"
     if isinstance(data, EmploymentEnded):
         return f"employment in {data.jurisdiction} ended on {data.ended}"
-    if isinstance(data, BenefitDecided):
-        d = data.decision
-        return f"{d.jurisdiction} decided {d.code} on {d.entry_id}: {d.outcome.value}, under {d.clause}"
-    if isinstance(data, BenefitWithdrawn):
-        return f"{data.jurisdiction} withdrew {data.code}: {data.reason}"
+    if is_benefit_event(data):
+        said = [f"decided {d.code} on {d.entry_id}: {d.outcome.value}, under {d.clause}" for d in decided_in(data)]
+        said += [f"withdrew {w.code}: {w.reason}" for w in withdrawn_in(data)]
+        return f"{jurisdiction_of(data)} " + "; ".join(said)
     if isinstance(data, CatalogueEditionPublished):
         ed = data.edition
         held = sorted(entries & {x.id for x in ed.entries})
@@ -197,8 +202,8 @@ def _summary(data: Event, entries: set[str]) -> str:
 
 
 def _holder_of(data: Event) -> str | None:
-    if isinstance(data, BenefitDecided):
-        return data.decision.holder_id
+    if is_benefit_event(data):
+        return holder_of(data)
     holder = getattr(data, "holder_id", None)
     return holder if isinstance(holder, str) else None
 
@@ -235,7 +240,7 @@ def trail(transport: Transport, topics: Topics, holder_id: str, *, timeout: floa
             continue
         if isinstance(env.data, CertificateVerified | VerificationRequested):
             entries.add(env.data.entry_id)
-        if isinstance(env.data, BenefitDecided | BenefitWithdrawn):
+        if is_benefit_event(env.data):
             benefits.append((r, env))
         if env.id in found:
             found[env.id][2].append(_where(r.topic, r.partition, r.offset))
@@ -250,10 +255,8 @@ def trail(transport: Transport, topics: Topics, holder_id: str, *, timeout: floa
     rank = {topics.name(t): i for i, t in enumerate(("catalogue", "holders", "verification", "benefits"))}
     order = sorted(found.values(), key=lambda x: (x[1].time, rank.get(x[0].topic, 9), x[0].partition, x[0].offset))
     for r, env, copies in order:  # at one time: facts before what was decided on them
-        decision: dict[str, Any] | None = None
-        if isinstance(env.data, BenefitDecided):
-            d = env.data.decision
-            decision = {
+        decisions = tuple(
+            {
                 "decision_id": d.decision_id,
                 "jurisdiction": d.jurisdiction,
                 "code": d.code,
@@ -265,6 +268,8 @@ def trail(transport: Transport, topics: Topics, holder_id: str, *, timeout: floa
                 "edition": d.edition,
                 "rule_version": d.rule_version,
             }
+            for d in decided_in(env.data)
+        )
         events.append(
             TrailEvent(
                 time=_iso(env.time),
@@ -275,18 +280,13 @@ def trail(transport: Transport, topics: Topics, holder_id: str, *, timeout: floa
                 type=env.type,
                 source=env.source,
                 summary=_summary(env.data, entries),
-                decision=decision,
+                decisions=decisions,
                 copies=tuple(copies),
             )
         )
-    standing: dict[str, dict[str, Any]] = {}
-    for _, env in sorted(benefits, key=lambda x: (x[0].partition, x[0].offset)):  # a holder's: one partition
-        if isinstance(env.data, BenefitDecided):
-            standing[env.data.decision.decision_id] = next(
-                e.decision for e in events if e.decision and e.decision["decision_id"] == env.data.decision.decision_id
-            )
-        elif isinstance(env.data, BenefitWithdrawn):
-            standing.pop(env.data.decision_id, None)
+    shown = {d["decision_id"]: d for e in events for d in e.decisions}
+    view = BenefitsView().extend(env for _, env in sorted(benefits, key=lambda x: (x[0].partition, x[0].offset)))
+    standing = {p.decision.decision_id: shown[p.decision.decision_id] for p in view.select(holder_id=holder_id)}
     return {
         "holder_id": holder_id,
         "entries": sorted(entries),
@@ -329,29 +329,27 @@ def export_decisions(
 ) -> list[dict[str, Any]]:
     """Every decision ``jurisdiction`` published, active or withdrawn, with its reasons, clause, inputs,
     edition and rule version, read from the benefits topic (a decision re-published keeps its first place)."""
-    rows: dict[str, dict[str, Any]] = {}
+    view = BenefitsView()
     names = resolve_topics(transport, topics, ["benefits"])
     for r in read_log(transport, names, timeout=timeout):
         try:
             env = decode(r)
         except DecodeError:
             continue
-        data = env.data
-        if isinstance(data, BenefitDecided) and data.decision.jurisdiction == jurisdiction:
-            d = data.decision
-            row = rows.get(d.decision_id)
-            if row is None:
-                row = rows[d.decision_id] = {
-                    **json.loads(d.model_dump_json()),
-                    "event_id": env.id,
-                    "position": _where(r.topic, r.partition, r.offset),
-                }
-            row.update(status="active", withdrawn_at=None, withdrawn_reason=None)
-        elif isinstance(data, BenefitWithdrawn) and data.jurisdiction == jurisdiction and data.decision_id in rows:
-            rows[data.decision_id].update(
-                status="withdrawn", withdrawn_at=_iso(data.withdrawn_at), withdrawn_reason=data.reason
-            )
-    out = [{k: row.get(k) for k in EXPORT_FIELDS} for row in rows.values()]
+        if jurisdiction_of(env.data) == jurisdiction:
+            view.apply(env, _where(r.topic, r.partition, r.offset))
+    out = []
+    for p in view.select(jurisdiction=jurisdiction, active=None):
+        w = p.withdrawn
+        row = {
+            **json.loads(p.decision.model_dump_json()),
+            "event_id": p.event_id,
+            "position": p.position,
+            "status": "active" if w is None else "withdrawn",
+            "withdrawn_at": None if w is None else _iso(w.withdrawn_at),
+            "withdrawn_reason": None if w is None else w.reason,
+        }
+        out.append({k: row.get(k) for k in EXPORT_FIELDS})
     return sorted(out, key=lambda x: (str(x["decided_at"]), str(x["holder_id"]), str(x["code"]), str(x["decision_id"])))
 
 

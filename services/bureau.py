@@ -40,11 +40,13 @@ from mra.events.schemas import (
     CatalogueEntryWithdrawn,
     CertificateRevoked,
     CertificateVerified,
+    DecisionSetChanged,
     EmploymentEnded,
     EmploymentStarted,
     Event,
     HolderErased,
     HolderRegistered,
+    OutcomeWithdrawn,
     upcast,
 )
 from mra.services.bureau_sqlite import SqliteBureauStore
@@ -53,13 +55,17 @@ from mra.services.bureau_store import BureauStore as Store
 from mra.services.privacy import ErasedHolder, PersonalData, is_sealed
 from mra.services.store import publisher_of
 
-__all__ = ["BUREAU_TOPICS", "BureauStore"]
+__all__ = ["BUREAU_TOPICS", "BureauStore", "decision_set_events"]
 
 BUREAU_TOPICS = ("catalogue", "verification", "holders")
 
 log = logging.getLogger(__name__)
 
-_KINDS: dict[str, type[Event]] = {"BenefitDecided": BenefitDecided, "BenefitWithdrawn": BenefitWithdrawn}
+_KINDS: dict[str, type[Event]] = {
+    "BenefitDecided": BenefitDecided,
+    "BenefitWithdrawn": BenefitWithdrawn,
+    "DecisionSetChanged": DecisionSetChanged,
+}
 
 
 def _utc(t: datetime) -> datetime:
@@ -82,6 +88,47 @@ def _personal_state(holder: HolderFact | None) -> str | None:
     if not holder.birth_date:
         return None
     return "sealed" if is_sealed(holder.birth_date) else "plain"
+
+
+def decision_set_events(
+    holder_id: str,
+    jurisdiction: str,
+    decided: Sequence[BenefitDecision],
+    before: Mapping[str, BenefitDecision],
+    withdrawn: Mapping[str, str],
+    withdrawn_at: datetime,
+    cause: str,
+) -> list[DecisionSetChanged]:
+    """What a change of a holder's decisions owes the topics: one event per certificate (and decision context)
+    whose outcomes changed, with the new outcomes and the withdrawals (``withdrawn``: id to reason, of decisions
+    in ``before``)."""
+    groups: dict[tuple[str, ...], list[BenefitDecision]] = {}
+    for d in decided:
+        key = (d.certificate_key, d.entry_id, d.edition, d.verification_code, d.plugin, d.caused_by,
+               d.decided_at.isoformat())  # fmt: skip
+        groups.setdefault(key, []).append(d)
+    gone: dict[str, list[OutcomeWithdrawn]] = {}
+    for ident, reason in sorted(withdrawn.items()):
+        was = before[ident]
+        gone.setdefault(was.certificate_key, []).append(
+            OutcomeWithdrawn(decision_id=ident, code=was.code, outcome=was.outcome, reason=reason)
+        )
+    out: list[DecisionSetChanged] = []
+    for key, ds in sorted(groups.items()):
+        out.append(
+            DecisionSetChanged.of(
+                ds, gone.pop(key[0], []), holder_id=holder_id, jurisdiction=jurisdiction, certificate_key=key[0],
+                cause=cause, withdrawn_at=withdrawn_at,
+            )
+        )
+    for left, ws in sorted(gone.items()):
+        out.append(
+            DecisionSetChanged.of(
+                [], ws, holder_id=holder_id, jurisdiction=jurisdiction, certificate_key=left, cause=cause,
+                withdrawn_at=withdrawn_at,
+            )
+        )
+    return out
 
 
 class BureauStore:
@@ -132,14 +179,14 @@ class BureauStore:
         """Apply a batch once: skip events applied before, decide each holder touched once, record every
         position, all in one transaction; then relay what was decided."""
         with self.store.batch() as b:
-            dirty: set[str] = set()
+            dirty: dict[str, str] = {}  # holder id: the last event read about them
             for d in deliveries:
                 env, r = d.envelope, d.record
                 who = publisher_of(env)
                 if b.claim(who, env.id, r.topic, r.partition, r.offset, content_hash=env.hash, ce_type=env.type):
-                    dirty |= self._apply_event(b, env)
+                    dirty.update(dict.fromkeys(self._apply_event(b, env), env.id))
             for holder_id in sorted(dirty):
-                self._recompute(b, holder_id)
+                self._recompute(b, holder_id, dirty[holder_id])
             for letter in dead:
                 r = letter.record
                 b.dead_letter(r.topic, r.partition, r.offset, letter.reason)
@@ -171,7 +218,8 @@ class BureauStore:
             )
             return {data.holder_id}
         if isinstance(data, EmploymentStarted):
-            b.start_employment(EmploymentFact(data.employment(), when, env.id))
+            code = data.employer.credit_code
+            b.start_employment(EmploymentFact(data.employment(), when, env.id, employer_code=code))
             return {data.holder_id}
         if isinstance(data, EmploymentEnded):
             b.end_employment(data.holder_id, data.jurisdiction, data.ended, when)
@@ -223,8 +271,9 @@ class BureauStore:
             return None
         return dataclasses.replace(facts, born=born)
 
-    def _recompute(self, b: BureauBatch, holder_id: str) -> None:
-        """Bring the holder's active decisions in line with their facts; queue what changed."""
+    def _recompute(self, b: BureauBatch, holder_id: str, cause: str) -> None:
+        """Bring the holder's active decisions in line with their facts; queue one decision-set event per
+        certificate whose outcomes changed (``cause``: the last event read about the holder)."""
         facts = self._opened(b.holder_file(holder_id))
         if facts is None:
             return
@@ -239,19 +288,13 @@ class BureauStore:
         b.save_decisions(holder_id, new, reasons)
         if self.publisher is None:
             return  # a replay decides but never publishes
-        for ident in gone:
-            withdrawal = BenefitWithdrawn(
-                decision_id=ident,
-                holder_id=holder_id,
-                jurisdiction=self.jurisdiction,
-                code=active[ident].code,
-                reason=reasons[ident],
-                withdrawn_at=latest,
-            )
-            b.queue(stable_id("withdrawn", ident), "BenefitWithdrawn", withdrawal.model_dump_json(), _utc(latest))
-        for d in new:
-            body = f'{{"decision":{d.model_dump_json()}}}'
-            b.queue(stable_id("decided", d.decision_id), "BenefitDecided", body, _utc(d.decided_at))
+        for event in decision_set_events(holder_id, self.jurisdiction, new, active, reasons, latest, cause):
+            ident = stable_id(
+                "decision_set", self.jurisdiction, holder_id, event.certificate_key,
+                *sorted(o.decision_id for o in event.decisions), "-", *sorted(o.decision_id for o in event.withdrawn),
+            )  # fmt: skip
+            at = event.decided_at or event.withdrawn_at or latest
+            b.queue(ident, "DecisionSetChanged", event.model_dump_json(), _utc(at))
 
     def under_review(self, holder_id: str | None = None) -> dict[str, str]:
         """Active decisions on withdrawn catalogue entries, by id, with why they are to be reviewed: empty unless

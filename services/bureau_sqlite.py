@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS holders (
 CREATE TABLE IF NOT EXISTS employments (
     holder_id TEXT NOT NULL, jurisdiction TEXT NOT NULL, started TEXT NOT NULL, employer TEXT NOT NULL,
     region TEXT NOT NULL, ended TEXT, body TEXT NOT NULL, event_time TEXT NOT NULL, event_id TEXT NOT NULL,
-    ended_time TEXT, PRIMARY KEY (holder_id, jurisdiction, started)
+    ended_time TEXT, employer_code TEXT NOT NULL, PRIMARY KEY (holder_id, jurisdiction, started)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS certificates (
     certificate_key TEXT PRIMARY KEY, holder_id TEXT NOT NULL, entry_id TEXT NOT NULL, issuer TEXT NOT NULL,
@@ -103,7 +103,7 @@ def _holder(r: sqlite3.Row) -> HolderFact:
 def _employment(r: sqlite3.Row) -> EmploymentFact:
     return EmploymentFact(
         Employment.model_validate_json(r["body"]), _dt(r["event_time"]), r["event_id"],
-        _dt(r["ended_time"]) if r["ended_time"] else None,
+        _dt(r["ended_time"]) if r["ended_time"] else None, r["employer_code"],
     )  # fmt: skip
 
 
@@ -185,10 +185,10 @@ class _Batch:
     def start_employment(self, employment: EmploymentFact) -> None:
         e = employment.employment
         self.db.execute(
-            "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (e.holder_id, e.jurisdiction, e.started.isoformat(), e.employer, e.employer_region,
              e.ended and e.ended.isoformat(), e.model_dump_json(), _ts(employment.event_time), employment.event_id,
-             employment.ended_time and _ts(employment.ended_time)),
+             employment.ended_time and _ts(employment.ended_time), employment.employer_code),
         )  # fmt: skip
 
     def end_employment(self, holder_id: str, jurisdiction: str, ended: date, event_time: datetime) -> None:
@@ -383,6 +383,15 @@ class SqliteBureauStore:
 
     def decisions(self, holder_id: str | None = None, *, active: bool | None = True) -> list[StoredDecision]:
         return self._decisions(self.db, holder_id, active)
+
+    def holders_by_employer(self, jurisdiction: str, text: str, limit: int) -> list[tuple[str, str]]:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.execute(
+            "SELECT holder_id, employer FROM employments WHERE jurisdiction = ? AND "
+            "(employer LIKE ? ESCAPE '\\' OR employer_code LIKE ? ESCAPE '\\') ORDER BY started DESC LIMIT ?",
+            (jurisdiction, like, like, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
 
     def withdrawn_entries(self) -> dict[str, WithdrawnEntry]:
         return {r["entry_id"]: _withdrawn(r) for r in self.db.execute("SELECT * FROM withdrawn_entries")}

@@ -170,6 +170,11 @@ class BureauStore(Protocol):
 
     def withdrawn_entries(self) -> dict[str, WithdrawnEntry]: ...
 
+    def holders_by_employer(self, jurisdiction: str, text: str, limit: int) -> list[tuple[str, str]]:
+        """(holder id, employer name) of employments in ``jurisdiction`` whose employer's name or credit code
+        contains ``text``, latest start first, at most ``limit``."""
+        ...
+
     def counts(self) -> StoreCounts: ...
 
     # outbox relay ---------------------------------------------------------------------------------------------

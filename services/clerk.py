@@ -81,14 +81,8 @@ class ClerkView:
         like = "%" + employer.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         out: dict[str, dict[str, Any]] = {}
         with self._bureau() as store:
-            db = store.db  # employers are searched in a SQLite-backed read model; requests below cover any store
-            rows = [] if db is None else db.execute(
-                "SELECT holder_id, employer FROM employments WHERE jurisdiction = ? AND "
-                "(employer LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\') ORDER BY started DESC LIMIT ?",
-                (self.jurisdiction, like, like, LIMIT),
-            )
-            for r in rows:
-                out.setdefault(r["holder_id"], {"holder_id": r["holder_id"], "employer": r["employer"]})
+            for holder_id, name in store.store.holders_by_employer(self.jurisdiction, employer.strip(), LIMIT):
+                out.setdefault(holder_id, {"holder_id": holder_id, "employer": name})
         with self._platform() as platform:
             for r in platform.db.execute(
                 "SELECT holder_id, request_id, status, employer_name FROM requests WHERE holder_id != '' AND "

@@ -35,10 +35,11 @@ from mra.core.catalogue import normalise
 from mra.core.errors import MraError, NotFound
 from mra.core.ids import stable_id
 from mra.core.models import BenefitDecision, full_years
+from mra.events.benefits import decided_in, holder_of
 from mra.events.bus import Transport
 from mra.events.envelope import DecodeError, Envelope, decode
 from mra.events.publisher import Publisher
-from mra.events.schemas import BenefitDecided, HolderErased, HolderRegistered
+from mra.events.schemas import HolderErased, HolderRegistered
 from mra.events.topics import Topics
 from mra.services.audit import read_log
 from mra.services.files import private_dir
@@ -277,8 +278,8 @@ def erase_holder(
                         born = data.birth_date
                     elif "birth_date" in data.personal:
                         born = date.fromisoformat(personal.open(holder_id, "birth_date", data.personal["birth_date"]))
-                elif isinstance(data, BenefitDecided) and data.decision.holder_id == holder_id:
-                    decisions.append(data.decision)
+                elif holder_of(data) == holder_id:
+                    decisions.extend(decided_in(data))
             if logged is not None:  # the same erasure again, word for word
                 ids, ages, at, reason = logged.decisions, logged.ages, logged.erased_at, logged.reason
             else:

@@ -44,7 +44,7 @@ def test_quick_run_writes_every_figure(bootstrap: str, tmp_path: Path) -> None:
     assert result["broker"] == {"kind": "external", "bootstrap": bootstrap}
     assert result["libraries"]["kafka-python"] and result["python"]["version"]
     sizes = result["message_sizes"]
-    assert {"CertificateVerified", "EmploymentStarted", "BenefitDecided"} <= sizes.keys()
+    assert {"CertificateVerified", "EmploymentStarted", "DecisionSetChanged"} <= sizes.keys()
     assert all(0 < s["value"] < s["total"] < 100_000 for s in sizes.values())
 
     figures = result["figures"]

@@ -11,8 +11,9 @@ from support.facts import ENTRY, World, decision_ids, ended, entry_withdrawn, ho
 
 from mra.core.decide import decision_id
 from mra.core.plugins import load_registry
+from mra.events.benefits import withdrawn_in
 from mra.events.envelope import decode
-from mra.events.schemas import BenefitDecided, BenefitWithdrawn, CertificateRevoked, Event
+from mra.events.schemas import CertificateRevoked, DecisionSetChanged, Event
 from mra.events.topics import Topics
 
 REGISTRY = load_registry()
@@ -41,8 +42,12 @@ def test_a_verified_certificate_of_a_holder_employed_in_beijing_is_decided(tmp_p
     assert decisions["bj.notarization_waiver"].verification_code == "CODE-1"
     assert all(d.decision_id and d.clause and d.edition == "2025" for d in decisions.values())
     published = w.benefits()
-    assert len(published) == len(decisions)
-    assert set(decision_ids(published)) == {d.decision_id for d in decisions.values()}
+    assert len(published) == 1  # one decision set for the holder's certificate, every outcome in it
+    (changed,) = published
+    assert isinstance(changed, DecisionSetChanged) and changed.withdrawn == ()
+    assert changed.holder_id == "h1" and changed.certificate_key == f"k-h1-{ENTRY}" and changed.caused_by
+    assert sorted(decision_ids(published)) == sorted(d.decision_id for d in decisions.values())
+    assert sorted(changed.benefit_decisions(), key=lambda d: d.decision_id) == b.store.active_decisions("h1")
 
 
 def test_redelivery_changes_nothing_and_publishes_nothing_new(tmp_path: Path) -> None:
@@ -92,9 +97,12 @@ def test_moving_to_tianjin_is_honoured_there_and_withdrawn_in_beijing(tmp_path: 
     honoured = tj.store.active_decisions("h1")
     assert [(d.code, d.outcome) for d in honoured] == [("tj.jjj_recognition", "eligible")]
     assert "四.3" in honoured[0].clause and honoured[0].verification_code == "K7QH-2M9X"
-    withdrawn = [e for e in w.benefits() if isinstance(e, BenefitWithdrawn)]
-    assert withdrawn and all(e.jurisdiction == "beijing" and "no current employment" in e.reason for e in withdrawn)
+    withdrawn = [x for e in w.benefits() for x in withdrawn_in(e)]
+    assert len(withdrawn) == bj.store.counts()["decisions_withdrawn"]
+    assert all(e.jurisdiction == "beijing" and "no current employment" in e.reason for e in withdrawn)
     assert all(e.withdrawn_at == datetime(2025, 11, 1, 12, tzinfo=UTC) for e in withdrawn)  # when the job ended
+    # one event in each jurisdiction for the move: Beijing's withdrawals, Tianjin's decision
+    assert len(w.benefits()) == 3
 
 
 def test_a_revoked_certificate_withdraws_its_decisions(tmp_path: Path) -> None:
@@ -114,8 +122,11 @@ def test_a_revoked_certificate_withdraws_its_decisions(tmp_path: Path) -> None:
     )
     b.run(until_idle=True, timeout=10)
     assert b.store.active_decisions("h1") == []
-    withdrawn = [e for e in w.benefits() if isinstance(e, BenefitWithdrawn)]
+    withdrawn = [x for e in w.benefits() for x in withdrawn_in(e)]
     assert withdrawn and all(e.reason == "certificate revoked: issuer withdrew it" for e in withdrawn)
+    *_, last = w.benefits()
+    assert isinstance(last, DecisionSetChanged) and last.decisions == () and len(last.withdrawn) == len(withdrawn)
+    assert {o.outcome for o in last.withdrawn} >= {"eligible", "ineligible"}  # what each had
 
 
 def test_no_decision_for_a_holder_who_never_worked_in_the_jurisdiction(tmp_path: Path) -> None:
@@ -191,7 +202,7 @@ def test_published_decisions_are_exactly_what_their_models_serialise(tmp_path: P
     assert records
     for r in records:
         event = decode(r).data
-        assert isinstance(event, BenefitDecided)
+        assert isinstance(event, DecisionSetChanged)
         assert r.value == event.model_dump_json(by_alias=True).encode()
     stored = b.store.active_decisions()
     # the compact record gives each decision back exactly: its id is the hash of what it decided

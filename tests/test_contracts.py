@@ -16,6 +16,7 @@ from support.facts import World
 from mra.cli import cli
 from mra.core.plugins import load_registry
 from mra.events import contracts, schemas
+from mra.events.benefits import decided_in, withdrawn_in
 from mra.events.bus import InMemoryTransport
 from mra.events.contracts import (
     ContractsError,
@@ -82,6 +83,15 @@ def _samples(tmp: Path) -> list[tuple[str, dict[str, Any]]]:
     edition = REGISTRY.catalogues("beijing")[0]
     extra: list[Event] = [cp, schemas.CatalogueEditionPublished(edition=edition)]
     out = [(e.type, json.loads(e.body)) for t in ("holders", "verification", "benefits") for e in _read(world, t)]
+    # the per-rule events of older logs, as an older bureau wrote them for the same decisions
+    decided = [d for e in _read(world, "benefits") for d in decided_in(e.data)]
+    gone = [w for e in _read(world, "benefits") for w in withdrawn_in(e.data)]
+    assert decided and gone
+    extra.append(schemas.BenefitDecided(decision=decided[0]))
+    w = gone[0]
+    extra.append(schemas.BenefitWithdrawn(decision_id=w.decision_id, holder_id=w.holder_id,
+                                          jurisdiction=w.jurisdiction, code=w.code, reason=w.reason,
+                                          withdrawn_at=w.withdrawn_at))
     out += [(e.ce_type(), json.loads(e.model_dump_json())) for e in extra]
     return out
 
@@ -100,6 +110,7 @@ def test_bodies_mra_writes_are_valid_against_their_published_schemas(tmp_path: P
             schemas.EmploymentStarted,
             schemas.EmploymentEnded,
             schemas.CertificateVerified,
+            schemas.DecisionSetChanged,
             schemas.BenefitDecided,
             schemas.BenefitWithdrawn,
             schemas.HoldersCheckpoint,

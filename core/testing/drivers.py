@@ -2,7 +2,7 @@
 
 The kit talks to a :class:`DecisionDriver`, not to the registry, so that the same checks can run against
 the plugin called directly (:class:`RegistryDriver`) or driven through the event bus (a driver that
-publishes the facts and collects the ``BenefitDecided`` events), by overriding
+publishes the facts and reads the decisions back from the benefits topic), by overriding
 :meth:`~mra.core.testing.conformance.JurisdictionConformance.driver`.
 """
 

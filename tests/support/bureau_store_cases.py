@@ -6,6 +6,7 @@ cases run against that implementation: a store is correct for a bureau when they
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -179,6 +180,18 @@ class BureauStoreCases:
         store.mark_sent(rows[0].seq)
         assert [r.event_id for r in store.unsent()] == ["o2"]
         assert store.counts().outbox_unsent == 1
+
+    def test_holders_are_found_by_part_of_their_employer_s_name_or_credit_code(self, store: BureauStore) -> None:
+        e = employment()
+        other = dataclasses.replace(e, employment=e.employment.model_copy(update={"employer": "北京 50%_x 公司"}))
+        with store.batch() as b:
+            b.start_employment(dataclasses.replace(other, employer_code="91110000X"))
+            b.start_employment(employment("h2", date(2025, 10, 1)))
+        assert store.holders_by_employer("beijing", "50%_", 10) == [("h1", "北京 50%_x 公司")]
+        assert store.holders_by_employer("beijing", "1110000", 10) == [("h1", "北京 50%_x 公司")]
+        assert store.holders_by_employer("beijing", "", 10) == [("h2", "E"), ("h1", "北京 50%_x 公司")]
+        assert store.holders_by_employer("beijing", "", 1) == [("h2", "E")]
+        assert store.holders_by_employer("tianjin", "", 10) == []
 
     def test_dead_letters_are_counted(self, store: BureauStore) -> None:
         with store.batch() as b:

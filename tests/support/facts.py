@@ -14,11 +14,11 @@ from pathlib import Path
 from mra.core.ids import stable_id
 from mra.core.models import HolderCategory
 from mra.core.plugins import Registry
+from mra.events.benefits import decided_in
 from mra.events.bus import InMemoryTransport, Transport
 from mra.events.envelope import Envelope, decode
 from mra.events.publisher import Publisher
 from mra.events.schemas import (
-    BenefitDecided,
     CatalogueEntryWithdrawn,
     CertificateVerified,
     EmployerRef,
@@ -184,7 +184,7 @@ def read_back(transport: Transport, topics: Topics, topic: str = "benefits") -> 
 
 def decision_ids(events: Iterable[Event]) -> list[str]:
     """The ids of the decisions among ``events`` (withdrawals left out), in their order."""
-    return [e.decision.decision_id for e in events if isinstance(e, BenefitDecided)]
+    return [d.decision_id for e in events for d in decided_in(e)]
 
 
 class World:
