@@ -114,10 +114,10 @@ def decision_set_events(
             OutcomeWithdrawn(decision_id=ident, code=was.code, outcome=was.outcome, reason=reason)
         )
     out: list[DecisionSetChanged] = []
-    for key, ds in sorted(groups.items()):
+    for group, ds in sorted(groups.items()):
         out.append(
             DecisionSetChanged.of(
-                ds, gone.pop(key[0], []), holder_id=holder_id, jurisdiction=jurisdiction, certificate_key=key[0],
+                ds, gone.pop(group[0], []), holder_id=holder_id, jurisdiction=jurisdiction, certificate_key=group[0],
                 cause=cause, withdrawn_at=withdrawn_at,
             )
         )

@@ -334,9 +334,7 @@ def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> De
             "replayed every bureau's log into a fresh read model: "
             + ("no differences" if diffs_total == 0 else f"{diffs_total} difference(s)")
         )
-        dead = sum(b.store.counts()["dead_letters"] for b in bureaus.values()) + platform.store.db.execute(
-            "SELECT count(*) FROM dead_letters"
-        ).fetchone()[0]
+        dead = sum(b.store.counts()["dead_letters"] for b in bureaus.values()) + platform.store.dead_letter_count()
         report.verification["dead_lettered"] = int(dead)
         report.ok = diffs_total == 0 and report.verification_requests == len(REQUESTS) and dead == 0
         return report
@@ -387,12 +385,12 @@ def _holder_summary(who: str, holder_id: str, code: str | None, bureaus: dict[st
             for d in b.store.active_decisions(holder_id)
             if d.outcome.value in ("eligible", "conditional")
         ]
-        out[f"{j}_withdrawn"] = [
-            {"code": r["code"], "outcome": r["outcome"], "reason": r["withdrawn_reason"]}
-            for r in b.store.db.execute(
-                "SELECT code, outcome, withdrawn_reason FROM decisions WHERE holder_id = ? AND active = 0 "
-                "AND outcome IN ('eligible', 'conditional') ORDER BY code",
-                (holder_id,),
-            )
-        ]
+        out[f"{j}_withdrawn"] = sorted(
+            (
+                {"code": s.decision.code, "outcome": s.decision.outcome.value, "reason": s.withdrawn_reason}
+                for s in b.store.store.decisions(holder_id, active=False)
+                if s.decision.outcome.value in ("eligible", "conditional")
+            ),
+            key=lambda x: str(x["code"]),
+        )
     return out

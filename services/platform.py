@@ -311,7 +311,7 @@ class Platform:
         )
         with self.store.transaction() as db:
             self.store.enqueue(db, stable_id("verification.certificate_verified", rid), rid, data, now)
-            db.execute("UPDATE requests SET answered = 1 WHERE request_id = ?", (rid,))
+            self.store.mark_answered(db, rid)
         return "verified"
 
     def _rejected(self, row: sqlite3.Row, answer: IssuerAnswer, reason: str | None = None) -> str:
@@ -321,7 +321,7 @@ class Platform:
         )
         with self.store.transaction() as db:
             self.store.enqueue(db, stable_id("verification.rejected", rid), rid, data, now)
-            db.execute("UPDATE requests SET answered = 1 WHERE request_id = ?", (rid,))
+            self.store.mark_answered(db, rid)
         return "rejected"
 
     def _defer(self, row: sqlite3.Row, detail: str) -> str:
@@ -334,10 +334,7 @@ class Platform:
         )
         with self.store.transaction() as db:
             self.store.enqueue(db, stable_id("verification.deferred", rid, attempt), rid, data, now)
-            db.execute(
-                "UPDATE requests SET attempts = ?, retry_at = ? WHERE request_id = ?",
-                (attempt, retry_at.isoformat(), rid),
-            )
+            self.store.mark_deferred(db, rid, attempt, retry_at)
         return "deferred"
 
     def relay(self) -> int:

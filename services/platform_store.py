@@ -188,6 +188,17 @@ class PlatformStore(SqliteStore):
             )
         )
 
+    def mark_answered(self, db: sqlite3.Connection, request_id: str) -> None:
+        """Record, inside the transaction ``db``, that the issuer's answer to the request was taken."""
+        db.execute("UPDATE requests SET answered = 1 WHERE request_id = ?", (request_id,))
+
+    def mark_deferred(self, db: sqlite3.Connection, request_id: str, attempt: int, retry_at: datetime) -> None:
+        """Record, inside the transaction ``db``, an attempt that did not reach the issuer and when to try again."""
+        db.execute(
+            "UPDATE requests SET attempts = ?, retry_at = ? WHERE request_id = ?",
+            (attempt, retry_at.isoformat(), request_id),
+        )
+
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, count(*) AS n FROM requests GROUP BY status ORDER BY status")
         return {r["status"] or "unknown": int(r["n"]) for r in rows}

@@ -169,6 +169,9 @@ class SqliteStore:
     def after_commit(self) -> None:
         """Work that must follow a committed batch (an outbox relay, say)."""
 
+    def dead_letter_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+
     def applied_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM applied").fetchone()[0])
 
