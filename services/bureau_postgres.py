@@ -45,7 +45,7 @@ from mra.services.bureau_store import OutboxRow, StoreCounts
 
 __all__ = ["PostgresBureauStore", "schema_for"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _TABLES = """
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS holders (
 CREATE TABLE IF NOT EXISTS employments (
     holder_id TEXT NOT NULL, jurisdiction TEXT NOT NULL, started TEXT NOT NULL, employer TEXT NOT NULL,
     region TEXT NOT NULL, ended TEXT, body TEXT NOT NULL, event_time TEXT NOT NULL, event_id TEXT NOT NULL,
-    ended_time TEXT, PRIMARY KEY (holder_id, jurisdiction, started)
+    ended_time TEXT, employer_code TEXT NOT NULL, PRIMARY KEY (holder_id, jurisdiction, started)
 );
 CREATE TABLE IF NOT EXISTS certificates (
     certificate_key TEXT PRIMARY KEY, holder_id TEXT NOT NULL, entry_id TEXT NOT NULL, issuer TEXT NOT NULL,
@@ -134,7 +134,7 @@ def _connect(url: str) -> Any:
 
 
 _HOLDER = "holder_id, category, birth_date, erased, event_time, event_id"
-_EMPLOYMENT = "body, event_time, event_id, ended_time"
+_EMPLOYMENT = "body, event_time, event_id, ended_time, employer_code"
 _CERT = (
     "certificate_key, holder_id, entry_id, issuer, code, verified_at, verified_by, expires, event_id, revoked_at, "
     "revoke_reason"
@@ -229,13 +229,14 @@ class _Batch:
     def start_employment(self, employment: EmploymentFact) -> None:
         e = employment.employment
         self.cur.execute(
-            "INSERT INTO employments VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "INSERT INTO employments VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (holder_id, jurisdiction, started) DO UPDATE SET employer = excluded.employer, "
             "region = excluded.region, ended = excluded.ended, body = excluded.body, "
-            "event_time = excluded.event_time, event_id = excluded.event_id, ended_time = excluded.ended_time",
+            "event_time = excluded.event_time, event_id = excluded.event_id, ended_time = excluded.ended_time, "
+            "employer_code = excluded.employer_code",
             (e.holder_id, e.jurisdiction, e.started.isoformat(), e.employer, e.employer_region,
              e.ended and e.ended.isoformat(), e.model_dump_json(), _ts(employment.event_time), employment.event_id,
-             employment.ended_time and _ts(employment.ended_time)),
+             employment.ended_time and _ts(employment.ended_time), employment.employer_code),
         )  # fmt: skip
 
     def end_employment(self, holder_id: str, jurisdiction: str, ended: date, event_time: datetime) -> None:
@@ -402,7 +403,7 @@ class PostgresBureauStore:
             holder_id=holder_id,
             holder=None if row is None else HolderFact(row[0], row[1], row[2], bool(row[3]), _dt(row[4]), row[5]),
             employments=tuple(
-                EmploymentFact(Employment.model_validate_json(e[0]), _dt(e[1]), e[2], _dt(e[3]) if e[3] else None)
+                EmploymentFact(Employment.model_validate_json(e[0]), _dt(e[1]), e[2], _dt(e[3]) if e[3] else None, e[4])
                 for e in emps
             ),
             certificates=tuple(_certificate(c) for c in certs),
@@ -438,6 +439,16 @@ class PostgresBureauStore:
     def decisions(self, holder_id: str | None = None, *, active: bool | None = True) -> list[StoredDecision]:
         with self._lock, self.db.cursor() as cur:
             return self._decisions(cur, holder_id, active)
+
+    def holders_by_employer(self, jurisdiction: str, text: str, limit: int) -> list[tuple[str, str]]:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._lock, self.db.cursor() as cur:
+            cur.execute(
+                "SELECT holder_id, employer FROM employments WHERE jurisdiction = %s AND "
+                "(employer LIKE %s OR employer_code LIKE %s) ORDER BY started DESC LIMIT %s",
+                (jurisdiction, like, like, limit),
+            )
+            return [(r[0], r[1]) for r in cur.fetchall()]
 
     def withdrawn_entries(self) -> dict[str, WithdrawnEntry]:
         with self._lock, self.db.cursor() as cur:
