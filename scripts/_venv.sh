@@ -3,6 +3,10 @@
 set -euo pipefail
 MRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MRA_VENV="${MRA_VENV:-$MRA_ROOT/.venv}"
+if [ -x "$MRA_VENV/bin/python" ] && [ ! -f "$MRA_VENV/pyvenv.cfg" ]; then
+  echo "mra: MRA_VENV=$MRA_VENV is not a virtual environment (no pyvenv.cfg); refusing to install into it" >&2
+  exit 2
+fi
 if [ ! -x "$MRA_VENV/bin/python" ]; then
   echo "mra: creating a virtual environment in $MRA_VENV" >&2
   python3 -m venv "$MRA_VENV"

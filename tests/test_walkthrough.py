@@ -25,7 +25,7 @@ def walkthrough() -> list[str]:
 
 def env_for(state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MRA_")}
-    env |= {"MRA_STATE_DIR": str(state), "MRA_VENV": str(Path(sys.executable).resolve().parents[1]), "LANG": "C"}
+    env |= {"MRA_STATE_DIR": str(state), "MRA_VENV": sys.prefix, "LANG": "C"}
     env.pop("LC_ALL", None)
     env.pop("LANGUAGE", None)
     return env
