@@ -105,8 +105,14 @@ def _java() -> str:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what ``random-uuid`` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what ``random-uuid`` prints).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with ``-``: the storage tool would read it as an option.
+    """
+    while True:
+        ident = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not ident.startswith("-"):
+            return ident
 
 
 def cluster_layout(state_dir: Path) -> KafkaCluster | None:
