@@ -17,7 +17,7 @@ from support import facts
 
 from mra.core.plugins import load_registry
 from mra.events.kafka import KafkaTransport
-from mra.events.signing import Mode, TrustStore
+from mra.events.signing import Mode, TrustedIdentity, TrustStore
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
 from mra.services.keys import init_keys, load_trust, open_publisher, save_trust, standard_identities
@@ -72,7 +72,9 @@ def test_an_hr_systems_signed_employment_events_are_accepted_and_decide(
     init_keys(state, standard_identities(REGISTRY.jurisdictions), Mode.PER_EVENT)
 
     # the HR system makes its key; the operator adds the printed entry to the trust store
-    out = run_example(tmp_path, "keygen", "--identity", "hr-acme", "--key", "hr-acme.pem")
+    scoped = "jurisdictions" in TrustedIdentity.model_fields  # grants scoped by jurisdiction, where the store has them
+    scope = ["--jurisdiction", "beijing"] if scoped else []
+    out = run_example(tmp_path, "keygen", "--identity", "hr-acme", "--key", "hr-acme.pem", *scope)
     assert out.returncode == 0, out.stderr
     entry = json.loads(out.stdout)
     trust = load_trust(state)

@@ -62,7 +62,7 @@ def test_the_vectors_are_what_mra_signs() -> None:
     assert v["key_id"] == key_id(private.public_key()) and v["public_key"] == public_key_text(private.public_key())
     signer = Signer("hr-example", v["key_id"], private)
     trusted = TrustedKey(key_id=v["key_id"], public_key=v["public_key"], created=datetime(2025, 1, 1, tzinfo=UTC))
-    trust = TrustStore(identities={"hr-example": TrustedIdentity(may_publish=("cn.jjj.holders.*",), keys=(trusted,))})
+    trust = TrustStore(identities={"hr-example": _identity(("cn.jjj.holders.*",), "beijing", trusted)})
     verifier = Verifier(trust, MemoryBook())
     for event in v["events"]:
         headers = tuple((k, h.encode()) for k, h in event["headers"])
@@ -108,11 +108,18 @@ def test_the_recipe_alone_reproduces_every_vector() -> None:
     assert second["ce_mraprev"] == v["events"][0]["content_hash"]  # the chain
 
 
+def _identity(grants: tuple[str, ...], jurisdiction: str, key: TrustedKey) -> TrustedIdentity:
+    """An outside identity's grant, scoped to ``jurisdiction`` where the trust store scopes grants."""
+    scoped = "jurisdictions" in TrustedIdentity.model_fields
+    scope: dict[str, Any] = {"jurisdictions": (jurisdiction,)} if scoped else {}
+    return TrustedIdentity(may_publish=grants, keys=(key,), **scope)
+
+
 def _trust(private: Ed25519PrivateKey, identity: str, grants: tuple[str, ...]) -> TrustStore:
     key = TrustedKey(
         key_id=recipe.key_id(private), public_key=recipe.public_key(private), created=datetime(2025, 1, 1, tzinfo=UTC)
     )
-    return TrustStore(identities={identity: TrustedIdentity(may_publish=grants, keys=(key,))})
+    return TrustStore(identities={identity: _identity(grants, "tianjin", key)})
 
 
 def test_an_event_signed_from_the_recipe_alone_is_accepted_by_mras_reader_and_a_changed_byte_is_not() -> None:

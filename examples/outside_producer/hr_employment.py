@@ -76,7 +76,7 @@ def content_hash(headers: dict[str, bytes], value: bytes) -> str:
 # --- keys ---------------------------------------------------------------------------------------------------------
 
 
-def keygen(identity: str, key_file: Path, grants: list[str]) -> dict[str, Any]:
+def keygen(identity: str, key_file: Path, grants: list[str], jurisdictions: list[str]) -> dict[str, Any]:
     if key_file.exists():
         raise BadInput(f"{key_file} exists: a key is never overwritten; choose another file")
     private = Ed25519PrivateKey.generate()
@@ -90,7 +90,11 @@ def keygen(identity: str, key_file: Path, grants: list[str]) -> dict[str, Any]:
         "public_key": base64.b64encode(raw).decode(),
         "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
-    return {"identities": {identity: {"may_publish": grants, "keys": [key]}}}
+    entry: dict[str, Any] = {"may_publish": grants}
+    if jurisdictions:
+        entry["jurisdictions"] = jurisdictions
+    entry["keys"] = [key]
+    return {"identities": {identity: entry}}
 
 
 def load_key(key_file: Path) -> Ed25519PrivateKey:
@@ -217,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--identity", required=True)
     gen.add_argument("--key", required=True, type=Path, help="private key file to create (PEM, mode 0600)")
     gen.add_argument("--may-publish", action="append", help="grant asked for (default: cn.jjj.holders.employment_*)")
+    gen.add_argument(
+        "--jurisdiction", action="append", help="jurisdiction the employer's events speak for (repeatable)"
+    )
     pub = sub.add_parser("publish", help="publish the events of a JSON Lines file, signed")
     pub.add_argument("--bootstrap", required=True)
     pub.add_argument("--topic-prefix", default="mra.")
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInput(f"identity {args.identity!r}: lowercase letters, digits, '.', '_', '-', at most 64")
         if args.command == "keygen":
             grants = args.may_publish or ["cn.jjj.holders.employment_*"]
-            print(json.dumps(keygen(args.identity, args.key, grants), indent=2))
+            print(json.dumps(keygen(args.identity, args.key, grants, args.jurisdiction or []), indent=2))
             return 0
         chain = Chain(args.identity, args.source or f"/hr/{args.identity}", load_key(args.key))
         return publish(args.bootstrap, args.topic_prefix, chain, read_events(args.file))
