@@ -16,7 +16,17 @@ import click
 
 from mra.i18n import cli_language, translator
 
-__all__ = ["_", "current_language", "set_language", "shown_time", "table", "text_width", "to_json"]
+__all__ = [
+    "_",
+    "current_language",
+    "echo_error_json",
+    "localize",
+    "set_language",
+    "shown_time",
+    "table",
+    "text_width",
+    "to_json",
+]
 
 _state: dict[str, str] = {}
 
@@ -31,6 +41,36 @@ def current_language() -> str:
     if "lang" not in _state:
         set_language(None)
     return _state["lang"]
+
+
+def localize(root: click.Command, lang: str) -> None:
+    """Show the help of ``root`` and every command under it, and click's own texts, in ``lang``. The English
+    texts are kept, so the same tree can be shown in another language later (tests run many in one process)."""
+    import inspect
+
+    from mra.commands._click_text import use_translator
+
+    translate = translator(lang)
+    use_translator(translate)
+
+    def walk(command: click.Command) -> None:
+        source: dict[str, Any] = command.__dict__.setdefault(
+            "_mra_english", {"help": command.help, "short_help": command.short_help}
+        )
+        if source["help"]:
+            english = inspect.cleandoc(source["help"]).partition("\f")[0].strip()
+            command.help = translate(english)
+        if source["short_help"]:
+            command.short_help = translate(inspect.cleandoc(source["short_help"]))
+        for param in command.params:
+            original = param.__dict__.setdefault("_mra_english", getattr(param, "help", None))
+            if original and isinstance(param, click.Option):
+                param.help = translate(original)
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                walk(sub)
+
+    walk(root)
 
 
 def _(message: str) -> str:

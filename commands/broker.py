@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.commands._output import shown_time
 from mra.events.broker import ENGINES, BrokerInfo, broker_status, info_dict, log_record_count, start_broker, stop_broker
 
 __all__ = ["COMMANDS"]
@@ -18,6 +20,14 @@ def broker() -> None:
 
 
 TANSU_NOTE = "Tansu keeps its log in memory: `mra broker stop` loses every topic (use --engine kafka for a durable log)"
+
+
+def _data(info: BrokerInfo) -> dict[str, object]:
+    """What ``--json`` says of a broker: times as ISO 8601 (the user's zone), never epoch seconds."""
+    data = info_dict(info)
+    if isinstance(data.get("started_at"), int | float):
+        data["started_at"] = shown_time(datetime.fromtimestamp(float(str(data["started_at"])), UTC))
+    return data
 
 
 def _describe(info: BrokerInfo) -> str:
@@ -51,7 +61,7 @@ def start(ctx: Ctx, port: int | None, engine: str | None, brokers: int | None, a
     """Start the local broker, or report the one already running."""
     info = start_broker(ctx.ensure_state_dir(), port=port, engine=engine, brokers=brokers)
     ctx.runtime().connect()  # topics exist from the start
-    data = info_dict(info)
+    data = _data(info)
     if info.kind == "tansu":
         data["note"] = TANSU_NOTE
     emit(data, as_json, _describe(info))
@@ -78,19 +88,21 @@ def stop(ctx: Ctx, as_json: bool) -> None:
 def status(ctx: Ctx, as_json: bool) -> None:
     """Say whether the local broker runs, where, and for how long."""
     info = broker_status(ctx.state_dir)
-    data = info_dict(info)
+    data = _data(info)
+    since = ""
     if info.running and info.started_at:
         data["uptime_s"] = round(time.time() - info.started_at, 1)
+        since = f" since {data['started_at']}"
     if not info.running:
         text = "not running"
     elif info.kind == "kafka":
-        lines = [f"Apache Kafka running at {info.bootstrap}"]
+        lines = [f"Apache Kafka running at {info.bootstrap}{since}"]
         for b in info.brokers or ():
             state = f"running (pid {b['pid']})" if b["running"] else "down"
             lines.append(f"  broker {b['node_id']} {b['bootstrap']}: {state}")
         text = "\n".join(lines)
     else:
-        text = f"running at {info.bootstrap} (pid {info.pid}); Tansu, log in memory"
+        text = f"running at {info.bootstrap} (pid {info.pid}){since}; Tansu, log in memory"
     emit(data, as_json, text)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -9,8 +10,9 @@ import click
 
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx, store_option
 from mra.commands._input import JURISDICTION, REGION
-from mra.commands._output import _
+from mra.commands._output import _, current_language, shown_time, table
 from mra.core.errors import NotFound, ValidationFailed
+from mra.core.facts import HolderFile, StoredDecision
 from mra.core.models import parse_employer_type
 from mra.core.plugins import load_registry
 from mra.events.bus import Transport
@@ -18,6 +20,7 @@ from mra.events.publisher import Publisher
 from mra.events.schemas import EmployerRef, EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from mra.i18n.places import closest
+from mra.i18n.terms import N_, category_label, outcome_label
 from mra.services.bureau import BureauStore
 from mra.services.bureaus import open_bureau, partition_lag
 from mra.services.holder_facts import known_here, read_holder
@@ -48,7 +51,8 @@ def bureau_run(
     b = open_bureau(ctx.runtime(), jurisdiction, store_url=store_url)
     try:
         if not until_idle and not as_json:
-            click.echo(f"bureau {jurisdiction} running; Ctrl-C to stop", err=True)
+            click.echo(_("bureau {jurisdiction} running; Ctrl-C to stop").format(jurisdiction=jurisdiction), err=True)
+        before = b.store.counts()
         try:
             stats = b.run(until_idle=until_idle, timeout=timeout)
         except KeyboardInterrupt:
@@ -57,12 +61,45 @@ def bureau_run(
         counts = b.store.counts()
     finally:
         b.close()
-    data = {"jurisdiction": jurisdiction, "counts": counts}
+    data: dict[str, Any] = {"jurisdiction": jurisdiction, "counts": counts}
+    data["new_events"] = counts["events_applied"] - before["events_applied"]
     if stats is not None:
         data.update(
-            applied=stats.applied, dead_lettered=stats.dead_lettered, idle=stats.idle, seconds=round(stats.seconds, 2)
+            records_read=stats.polled,
+            applied=stats.applied,
+            dead_lettered=stats.dead_lettered,
+            idle=stats.idle,
+            seconds=round(stats.seconds, 2),
         )
-    emit(data, as_json, lambda d: f"bureau {jurisdiction}: applied {d.get('applied', 0)} events; {counts}")
+
+    def text(d: dict[str, Any]) -> str:
+        head = _(
+            "bureau {jurisdiction}: {new} new event(s) applied to the read model this run, {dead} dead-lettered"
+        ).format(jurisdiction=jurisdiction, new=d["new_events"], dead=d.get("dead_lettered", 0))
+        if d.get("idle"):
+            head += _("; caught up")
+        return head + "\n" + _counts_table(d["counts"])
+
+    emit(data, as_json, text)
+
+
+_COUNT_LABELS = {
+    "events_applied": N_("events applied (all runs)"),
+    "holders": N_("holders"),
+    "certificates": N_("certificates"),
+    "decisions_active": N_("decisions standing"),
+    "decisions_eligible": N_("of which eligible"),
+    "decisions_withdrawn": N_("decisions withdrawn"),
+    "decisions_under_review": N_("decisions under review"),
+    "outbox_unsent": N_("decisions not yet published"),
+    "dead_letters": N_("dead letters"),
+}
+
+
+def _counts_table(counts: dict[str, int]) -> str:
+    """The read model's counts, one per line, labels in the language in force."""
+    rows = [{"what": _(_COUNT_LABELS.get(k, k)), "n": v} for k, v in counts.items()]
+    return table(rows, [("what", _("read model")), ("n", _("count"))])
 
 
 @bureau.command("status")
@@ -77,6 +114,9 @@ def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: b
     store = BureauStore(open_store(runtime, jurisdiction, store_url), jurisdiction, registry)
     try:
         lag = partition_lag(runtime.connect(), runtime, store)
+        for p in lag:  # a broker that under-reports its log end: the end is at least what was read
+            if int(str(p["end"])) < int(str(p["position"])):
+                p["reported_end"], p["end"], p["lag"] = p["end"], p["position"], 0
         data = {
             "jurisdiction": jurisdiction,
             "counts": store.counts(),
@@ -89,13 +129,32 @@ def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: b
     finally:
         store.close()
 
-    def text(d: dict[str, object]) -> str:
-        lines = [
-            f"bureau {jurisdiction}: {d['counts']}",
-            f"{'topic':40} {'part':>4} {'position':>9} {'end':>9} {'lag':>6}",
+    def text(d: dict[str, Any]) -> str:
+        rows = [
+            {
+                "topic": p["topic"],
+                "partition": p["partition"],
+                "position": p["position"],
+                "end": f"{p['end']}*" if "reported_end" in p else p["end"],
+                "lag": p["lag"],
+            }
+            for p in d["partitions"]
         ]
-        lines += [f"{p['topic']:40} {p['partition']:>4} {p['position']:>9} {p['end']:>9} {p['lag']:>6}" for p in lag]
-        return "\n".join(lines)
+        parts = table(
+            rows,
+            [("topic", _("topic")), ("partition", _("partition")), ("position", _("position")), ("end", _("end")),
+             ("lag", _("lag"))],
+            sort=lambda r: (r["topic"], r["partition"]),
+            total=_("total lag: {lag} record(s)").format(lag=sum(int(r["lag"]) for r in rows)),
+        )
+        notes = (
+            ["* " + _("the broker reported an end before the position read: it under-reports its log end; shown as "
+                      "the position")]
+            if any(isinstance(r["end"], str) for r in rows)
+            else []
+        )
+        return "\n".join([_("bureau {jurisdiction}").format(jurisdiction=jurisdiction), _counts_table(d["counts"]),
+                          "", parts, *notes])
 
     emit(data, as_json, text)
 
@@ -108,6 +167,66 @@ def holder() -> None:
     """What a bureau knows and decided about a holder."""
 
 
+_OUTCOME_ORDER = {"eligible": 0, "conditional": 1, "advisory": 2, "ineligible": 3}
+
+
+def _withdrawn_on(stored: StoredDecision, facts: HolderFile | None) -> str | None:
+    """The day a decision stopped standing, from the fact that ended it: the certificate's revocation, the
+    entry's withdrawal, or the end of the employment in the bureau's jurisdiction."""
+    if facts is None:
+        return None
+    d = stored.decision
+    for c in facts.certificates:
+        if c.revoked_at is not None and d.certificate_key and c.certificate_key == d.certificate_key:
+            return c.revoked_at.date().isoformat()
+    entry = facts.withdrawn.get(d.entry_id)
+    if entry is not None:
+        return entry.effective.isoformat()
+    ends = [
+        e.employment.ended
+        for e in facts.employments
+        if e.employment.jurisdiction == d.jurisdiction and e.employment.ended is not None
+    ]
+    return max(ends).isoformat() if ends else None
+
+
+def _history(facts: HolderFile | None) -> list[dict[str, str]]:
+    """What happened to the holder, as the bureau's read model has it, oldest first."""
+    if facts is None:
+        return []
+    events: list[dict[str, str]] = []
+    for c in facts.certificates:
+        events.append({"at": c.verified_at.isoformat(), "what": "certificate_verified", "detail": c.entry_id})
+        if c.revoked_at is not None:
+            events.append(
+                {"at": c.revoked_at.isoformat(), "what": "certificate_revoked", "detail": c.revoke_reason or ""}
+            )
+    for e in facts.employments:
+        emp = e.employment
+        detail = f"{emp.jurisdiction} {emp.employer} ({emp.started.isoformat()})"
+        events.append({"at": e.event_time.isoformat(), "what": "employment_started", "detail": detail})
+        if emp.ended is not None:
+            ended_at = (e.ended_time or e.event_time).isoformat()
+            detail = f"{emp.jurisdiction} ({emp.ended.isoformat()})"
+            events.append({"at": ended_at, "what": "employment_ended", "detail": detail})
+    for w in facts.withdrawn.values():
+        detail = f"{w.entry_id} ({w.effective.isoformat()}) {w.reason}"
+        events.append({"at": w.event_time.isoformat(), "what": "entry_withdrawn", "detail": detail})
+    if facts.erasure is not None:
+        events.append({"at": facts.erasure.erased_at.isoformat(), "what": "holder_erased", "detail": ""})
+    return sorted(events, key=lambda e: e["at"])
+
+
+_HISTORY_LABELS = {
+    "certificate_verified": N_("certificate verified"),
+    "certificate_revoked": N_("certificate revoked"),
+    "employment_started": N_("employment started"),
+    "employment_ended": N_("employment ended"),
+    "entry_withdrawn": N_("catalogue entry withdrawn"),
+    "holder_erased": N_("personal data erased"),
+}
+
+
 @holder.command("show")
 @click.argument("holder_id")
 @jurisdiction_option()
@@ -115,24 +234,97 @@ def holder() -> None:
 @json_option
 @pass_ctx
 def holder_show(ctx: Ctx, holder_id: str, jurisdiction: str, store_url: str | None, as_json: bool) -> None:
-    """The holder's verified certificates and current decisions, with their reasons."""
+    """The holder's verified certificates, the decisions standing (sorted by outcome, with the benefit's name),
+    those withdrawn (when and why), and the history of the facts they rest on."""
     runtime = ctx.runtime()
-    store = BureauStore(open_store(runtime, jurisdiction, store_url), jurisdiction, load_registry())
+    registry = load_registry()
+    store = BureauStore(open_store(runtime, jurisdiction, store_url), jurisdiction, registry)
     try:
         data = store.holder(holder_id)
+        facts = store.store.holder_file(holder_id)
+        withdrawn = store.store.decisions(holder_id, active=False)
     finally:
         store.close()
     if data is None:
-        raise NotFound(f"holder {holder_id} is not known to the {jurisdiction} bureau (has it run?)")
+        raise NotFound(
+            _("holder {holder_id} is not known to the {jurisdiction} bureau (has it run?)").format(
+                holder_id=holder_id, jurisdiction=jurisdiction
+            )
+        )
+    names = {r.code: (r.title_zh, r.title_en) for r in registry.rules(jurisdiction)}
+    for dec in data["decisions"]:
+        dec["name_zh"], dec["name_en"] = names.get(dec["code"], ("", ""))
+    data["decisions"].sort(key=lambda d: (_OUTCOME_ORDER.get(str(d["outcome"]), 9), d["code"]))
+    data["withdrawn"] = sorted(
+        (
+            {
+                "code": w.decision.code,
+                "name_zh": names.get(w.decision.code, ("", ""))[0],
+                "name_en": names.get(w.decision.code, ("", ""))[1],
+                "outcome": str(w.decision.outcome),
+                "clause": w.decision.clause,
+                "withdrawn_on": _withdrawn_on(w, facts),
+                "withdrawn_reason": w.withdrawn_reason,
+            }
+            for w in withdrawn
+        ),
+        key=lambda w: (w["withdrawn_on"] or "", w["code"]),
+    )
+    data["history"] = _history(facts)
+    lang = current_language()
 
-    def text(d: dict[str, object]) -> str:
-        lines = [f"holder {holder_id} ({d['category']}) in {jurisdiction}"]
-        for c in d["certificates"]:  # type: ignore[attr-defined]
-            state = "REVOKED" if c["revoked"] else "verified"
-            lines.append(f"  certificate {c['entry_id']} code {c['verification_code']} {state} by {c['verified_by']}")
-        for dec in d["decisions"]:  # type: ignore[attr-defined]
-            why = "; ".join(dec["reasons"] or dec["conditions"] or [])
-            lines.append(f"  {dec['outcome']:<11} {dec['code']:<32} {dec['clause']}  {why}")
+    def text(d: dict[str, Any]) -> str:
+        category = category_label(str(d["category"]), lang) if d.get("category") else "?"
+        lines = [
+            _("holder {holder_id} ({category}) in {jurisdiction}").format(
+                holder_id=holder_id, category=category, jurisdiction=jurisdiction
+            )
+        ]
+        for c in d["certificates"]:
+            state = _("REVOKED") if c["revoked"] else _("verified")
+            lines.append(
+                "  "
+                + _("certificate {entry_id} code {code} {state} by {verified_by}").format(
+                    entry_id=c["entry_id"], code=c["verification_code"], state=state, verified_by=c["verified_by"]
+                )
+            )
+        counts = Counter(str(x["outcome"]) for x in d["decisions"])
+        summary = ", ".join(f"{counts[o]} {outcome_label(o, lang)}" for o in _OUTCOME_ORDER if counts[o])
+        lines += ["", _("decisions standing: {n}").format(n=len(d["decisions"])) + (f" ({summary})" if summary else "")]
+        rows = [
+            {
+                "outcome": outcome_label(str(x["outcome"]), lang),
+                "name": x["name_zh"] if lang == "zh_CN" else (x["name_en"] or x["name_zh"]),
+                "code": x["code"],
+                "clause": x["clause"],
+                "why": "; ".join(x["reasons"] or x["conditions"] or []),
+            }
+            for x in d["decisions"]
+        ]
+        if rows:
+            shown = table(
+                rows,
+                [("outcome", _("outcome")), ("name", _("benefit")), ("code", _("code")), ("clause", _("clause"))],
+            ).splitlines()
+            lines += shown[:2]
+            for line, row in zip(shown[2:], rows, strict=True):
+                lines.append(line)
+                if row["why"]:
+                    lines.append("    " + _("because: {why}").format(why=row["why"]))
+        if d["withdrawn"]:
+            lines += ["", _("withdrawn: {n}").format(n=len(d["withdrawn"]))]
+            for w in d["withdrawn"]:
+                name = w["name_zh"] if lang == "zh_CN" else (w["name_en"] or w["name_zh"])
+                when = (
+                    _("withdrawn on {day} because {reason}").format(day=w["withdrawn_on"], reason=w["withdrawn_reason"])
+                    if w["withdrawn_on"]
+                    else _("withdrawn because {reason}").format(reason=w["withdrawn_reason"])
+                )
+                lines.append(f"  {w['code']}  {name}  {when}")
+        if d["history"]:
+            lines += ["", _("history")]
+            for h in d["history"]:
+                lines.append(f"  {shown_time(h['at'])}  {_(_HISTORY_LABELS.get(h['what'], h['what']))}  {h['detail']}")
         return "\n".join(lines)
 
     emit(data, as_json, text)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.commands._output import shown_time
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.hookspecs import PluginConfig
 from mra.core.plugins import load_registry
@@ -74,7 +75,7 @@ def submit(ctx: Ctx, path: Path, as_json: bool) -> None:
     state = ctx.ensure_state_dir()
     registry = load_registry(config=PluginConfig(state_dir=state))
     sub = prepare(raw, state_dir=state, registry=registry, settings=load_settings(state), now=datetime.now(UTC))
-    problem = ""
+    problem, problem_code = "", 1
     try:
         runtime = ctx.runtime()
         transport = runtime.connect("mra-verify")
@@ -84,6 +85,7 @@ def submit(ctx: Ctx, path: Path, as_json: bool) -> None:
             transport.close()
     except (MraError, PublishError) as e:
         problem = _publisher_error(e)
+        problem_code = int(getattr(e, "exit_code", 1))
     data = sub.as_dict() | {"published": not problem}
     if sub.status == "refused":
         if as_json:
@@ -91,17 +93,19 @@ def submit(ctx: Ctx, path: Path, as_json: bool) -> None:
         note = [f"(the refusal is kept here but could not be recorded on the bus: {problem})"] if problem else []
         raise ValidationFailed(f"request {sub.request_id} refused", [*sub.reasons, *note])
     if problem:
-        raise MraError(
-            f"request {sub.request_id} is accepted and kept, but could not be published: {problem}. "
+        error = MraError(
+            f"request {sub.request_id} is accepted and kept here, but could not be published: {problem}. "
             "Submit the same file again to publish it."
         )
+        error.exit_code = problem_code  # 75 when the cluster did not answer: trying again can help
+        raise error
 
     def text(d: dict[str, Any]) -> str:
         again = " (submitted before)" if d["resubmitted"] else ""
         return (
             f"request {d['request_id']}: {d['status']}{again}\n"
             f"  entry        {d['entry_id']}\n"
-            f"  expected by  {d['expected_by_local']}  ({d['turnaround_source']})"
+            f"  expected by  {shown_time(d['expected_by'])}  ({d['turnaround_source']})"
         )
 
     emit(data, as_json, text)
@@ -119,16 +123,17 @@ def _status_text(d: dict[str, Any]) -> str:
     add("holder", d.get("holder"))
     add("holder id", d.get("holder_id"))
     add("employer", d.get("employer"))
-    add("expected by", f"{d['expected_by_local']}  ({d.get('turnaround_source')})" if d.get("expected_by") else None)
+    expected = d.get("expected_by")
+    add("expected by", f"{shown_time(expected)}  ({d.get('turnaround_source')})" if expected else None)
     for r in d.get("reasons") or []:
         add("reason", r)
     add("reason", d.get("reason"))
     add("detail", d.get("detail"))
     add("attempts", d.get("attempts"))
-    add("retry at", d.get("retry_at"))
+    add("retry at", shown_time(d.get("retry_at")))
     add("code", d.get("verification_code"))
-    add("verified at", d.get("verified_at"))
-    add("revoked at", d.get("revoked_at"))
+    add("verified at", shown_time(d.get("verified_at")))
+    add("revoked at", shown_time(d.get("revoked_at")))
     add("note", d.get("note"))
     lines.append(f"  {d['disclaimer']}")
     return "\n".join(lines)
