@@ -16,6 +16,7 @@ import click
 
 from mra.commands._common import current_state_dir, emit, json_option, jurisdiction_option
 from mra.commands._input import COUNTRY, REGION
+from mra.commands._output import _, current_language
 from mra.core.errors import NotFound, ValidationFailed
 from mra.core.models import (
     BenefitDecision,
@@ -37,6 +38,7 @@ from mra.core.models import (
 )
 from mra.core.plugins import Registry, load_registry, resolve_entry_ref
 from mra.core.settings import PolicySetting, SettingValue
+from mra.i18n.terms import category_label, outcome_label
 from mra.services.catalogues import all_editions
 
 __all__ = ["COMMANDS", "benefits"]
@@ -110,10 +112,21 @@ def _titles(rules: Sequence[BenefitRule]) -> dict[str, str]:
 
 def _check_text(data: dict[str, Any]) -> str:
     head = data["head"]
+    lang = current_language()
+    category = category_label(str(head["holder_category"]), lang)
     lines = [
-        f"{head['entry_id']}  {head['name']}  (list {head['list']}, edition {head['edition']})",
-        f"Holder: {head['holder_category']}, age {head['age']} on {head['on']}; "
-        f"employer region {head['employer_region']}. Jurisdiction: {head['jurisdiction']}.",
+        _("{entry_id}  {name}  (list {list}, edition {edition})").format(
+            entry_id=head["entry_id"], name=head["name"], list=head["list"], edition=head["edition"]
+        ),
+        _(
+            "Holder: {category}, age {age} on {on}; employer region {region}. Jurisdiction: {jurisdiction}."
+        ).format(
+            category=category,
+            age=head["age"],
+            on=head["on"],
+            region=head["employer_region"],
+            jurisdiction=head["jurisdiction"],
+        ),
     ]
     decisions: list[BenefitDecision] = data["decisions"]
     titles: dict[str, str] = data["titles"]
@@ -121,22 +134,27 @@ def _check_text(data: dict[str, Any]) -> str:
         group = [d for d in decisions if d.outcome is outcome]
         if not group:
             continue
-        lines += ["", f"{outcome.value.upper()} ({len(group)})"]
+        lines += ["", f"{outcome_label(outcome.value, lang).upper()} ({len(group)})"]
         for d in group:
             lines.append(f"  {d.code}  [{d.clause}]")
             if d.code in titles:
                 lines.append(f"      {titles[d.code]}")
             shown = d.reasons if outcome is Outcome.INELIGIBLE else ()
-            lines += [f"      because: {r}" for r in shown]
-            label = "terms" if outcome is Outcome.ADVISORY else "to show"
-            lines += [f"      {label}: {c}" for c in d.conditions]
-            lines += [f"      reading: {r}" for r in d.readings if outcome is not Outcome.INELIGIBLE]
-    counts = ", ".join(f"{sum(d.outcome is o for d in decisions)} {o.value}" for o in _ORDER)
+            lines += ["      " + _("because: {why}").format(why=r) for r in shown]
+            label = _("terms: {text}") if outcome is Outcome.ADVISORY else _("to show: {text}")
+            lines += ["      " + label.format(text=c) for c in d.conditions]
+            if outcome is not Outcome.INELIGIBLE:
+                lines += ["      " + _("reading: {text}").format(text=r) for r in d.readings]
+    counts = ", ".join(f"{sum(d.outcome is o for d in decisions)} {outcome_label(o.value, lang)}" for o in _ORDER)
     settings: list[tuple[str, SettingValue, bool]] = data["settings"]
     if settings:
-        lines += ["", "Settings used (readings where the notice is silent; change with --setting KEY=VALUE):"]
-        lines += [f"  {key} = {value!r}{'' if default else '  (set)'}" for key, value, default in settings]
-    lines += ["", f"{len(decisions)} benefits: {counts}. Use --json for every reason and input."]
+        lines += ["", _("Settings used (readings where the notice is silent; change with --setting KEY=VALUE):")]
+        mark = "  (" + _("set") + ")"
+        lines += [f"  {key} = {value!r}{'' if default else mark}" for key, value, default in settings]
+    lines += [
+        "",
+        _("{n} benefits: {counts}. Use --json for every reason and input.").format(n=len(decisions), counts=counts),
+    ]
     return "\n".join(lines)
 
 

@@ -10,12 +10,13 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
-from mra.commands._output import shown_time
+from mra.commands._output import _, shown_time, text_width
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.hookspecs import PluginConfig
 from mra.core.plugins import load_registry
 from mra.events.bus import PublishError
 from mra.events.schemas import Event
+from mra.i18n.terms import N_
 from mra.services.platform import (
     PUBLISHER,
     check_code,
@@ -101,40 +102,70 @@ def submit(ctx: Ctx, path: Path, as_json: bool) -> None:
         raise error
 
     def text(d: dict[str, Any]) -> str:
-        again = " (submitted before)" if d["resubmitted"] else ""
-        return (
-            f"request {d['request_id']}: {d['status']}{again}\n"
-            f"  entry        {d['entry_id']}\n"
-            f"  expected by  {shown_time(d['expected_by'])}  ({d['turnaround_source']})"
+        again = " " + _("(submitted before)") if d["resubmitted"] else ""
+        return "\n".join(
+            [
+                _("request {request_id}: {status}").format(request_id=d["request_id"], status=_status(d["status"]))
+                + again,
+                _field(_("entry"), d["entry_id"]),
+                _field(_("expected by"), f"{shown_time(d['expected_by'])}  ({d['turnaround_source']})"),
+            ]
         )
 
     emit(data, as_json, text)
 
 
+_STATUSES = {
+    "submitted": N_("submitted"),
+    "accepted": N_("accepted"),
+    "deferred": N_("deferred"),
+    "verified": N_("verified"),
+    "rejected": N_("rejected"),
+    "refused": N_("refused"),
+    "valid": N_("valid"),
+    "revoked": N_("revoked"),
+    "unknown": N_("unknown"),
+    "mistyped": N_("mistyped"),
+}
+
+
+def _status(code: str) -> str:
+    """A request's or a code's status for people; ``--json`` keeps the code."""
+    return _(_STATUSES[code]) if code in _STATUSES else code
+
+
+def _field(label: str, value: object) -> str:
+    """One ``label  value`` line, labels aligned whatever their language."""
+    return f"  {label}{' ' * max(1, 13 - text_width(label))}{value}"
+
+
 def _status_text(d: dict[str, Any]) -> str:
-    lines = [f"request {d['request_id']}: {d['status']}" + (" (code revoked)" if d.get("revoked") else "")]
+    lines = [
+        _("request {request_id}: {status}").format(request_id=d["request_id"], status=_status(d["status"]))
+        + (" " + _("(code revoked)") if d.get("revoked") else "")
+    ]
 
     def add(label: str, value: object) -> None:
         if value not in (None, "", [], 0):
-            lines.append(f"  {label:<13}{value}")
+            lines.append(_field(label, value))
 
-    add("entry", d.get("entry_id"))
-    add("issuer", d.get("issuer"))
-    add("holder", d.get("holder"))
-    add("holder id", d.get("holder_id"))
-    add("employer", d.get("employer"))
+    add(_("entry"), d.get("entry_id"))
+    add(_("issuer"), d.get("issuer"))
+    add(_("holder"), d.get("holder"))
+    add(_("holder id"), d.get("holder_id"))
+    add(_("employer"), d.get("employer"))
     expected = d.get("expected_by")
-    add("expected by", f"{shown_time(expected)}  ({d.get('turnaround_source')})" if expected else None)
+    add(_("expected by"), f"{shown_time(expected)}  ({d.get('turnaround_source')})" if expected else None)
     for r in d.get("reasons") or []:
-        add("reason", r)
-    add("reason", d.get("reason"))
-    add("detail", d.get("detail"))
-    add("attempts", d.get("attempts"))
-    add("retry at", shown_time(d.get("retry_at")))
-    add("code", d.get("verification_code"))
-    add("verified at", shown_time(d.get("verified_at")))
-    add("revoked at", shown_time(d.get("revoked_at")))
-    add("note", d.get("note"))
+        add(_("reason"), r)
+    add(_("reason"), d.get("reason"))
+    add(_("detail"), d.get("detail"))
+    add(_("attempts"), d.get("attempts"))
+    add(_("retry at"), shown_time(d.get("retry_at")))
+    add(_("code"), d.get("verification_code"))
+    add(_("verified at"), shown_time(d.get("verified_at")))
+    add(_("revoked at"), shown_time(d.get("revoked_at")))
+    add(_("note"), d.get("note"))
     lines.append(f"  {d['disclaimer']}")
     return "\n".join(lines)
 
@@ -149,21 +180,24 @@ def status(ctx: Ctx, request_id: str, as_json: bool) -> None:
 
 
 def _check_text(d: dict[str, Any]) -> str:
-    head = f"{d['code']}: {d['status']}" + (f" ({d['detail']})" if d.get("detail") else "")
+    head = f"{d['code']}: {_status(d['status'])}" + (f" ({d['detail']})" if d.get("detail") else "")
     if d["status"] not in ("valid", "revoked"):
         return head
     name = f"{d['entry_id']} {d['entry_name']}" if d.get("entry_name") else d["entry_id"]
-    expires = d["certificate_expires"] or "does not expire"
+    expires = d["certificate_expires"] or _("does not expire")
     if d["certificate_expired"]:
-        expires += " (expired)"
+        expires += " " + _("(expired)")
     return "\n".join(
         [
             head,
-            f"  certificate  {name}",
-            f"  issuer       {d['issuer']}",
-            f"  holder       {d['holder'] or '(not held here)'}",
-            f"  verified     {d['verified_at'][:10]} by the {d['verified_by']} platform",
-            f"  expires      {expires}",
+            _field(_("certificate"), name),
+            _field(_("issuer"), d["issuer"]),
+            _field(_("holder"), d["holder"] or _("(not held here)")),
+            _field(
+                _("verified"),
+                _("{day} by the {platform} platform").format(day=d["verified_at"][:10], platform=d["verified_by"]),
+            ),
+            _field(_("expires"), expires),
             f"  {d['disclaimer']}",
         ]
     )
