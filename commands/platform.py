@@ -13,7 +13,7 @@ from mra.commands._common import Ctx, emit, json_option, pass_ctx
 from mra.core.errors import MraError
 from mra.events.bus import PublishError
 from mra.services.platform import SETTINGS, Platform, PlatformPaths, PlatformStore, load_settings
-from mra.services.platform_settings import keep_register
+from mra.services.platform.settings import keep_register
 
 __all__ = ["COMMANDS", "platform"]
 

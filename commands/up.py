@@ -26,7 +26,7 @@ from mra.i18n.terms import outcome_label
 from mra.services.activity import Activity
 from mra.services.bureaus import open_bureau
 from mra.services.platform import Platform
-from mra.services.platform_settings import keep_register
+from mra.services.platform.settings import keep_register
 
 __all__ = ["COMMANDS", "activity_text"]
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from mra.core.errors import MraError, NotFound, ValidationFailed
 from mra.core.plugins import Registry
-from mra.services.platform_request import credit_code_problem
+from mra.services.platform.request import credit_code_problem
 
 __all__ = ["ROLES", "AccessStore", "Principal", "Role"]
 

@@ -18,8 +18,8 @@ from mra.core.models import Outcome
 from mra.core.plugins import Registry
 from mra.services.bureau import BureauStore
 from mra.services.codes import Reading, read_code
-from mra.services.platform_settings import PlatformPaths, load_settings
-from mra.services.platform_store import PlatformStore
+from mra.services.platform.settings import PlatformPaths, load_settings
+from mra.services.platform.store import PlatformStore
 
 __all__ = ["LIMIT", "ClerkView"]
 

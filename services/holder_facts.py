@@ -18,7 +18,7 @@ from mra.events.envelope import DecodeError, decode
 from mra.events.schemas import EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from mra.services.audit import read_log
-from mra.services.platform_settings import PlatformPaths
+from mra.services.platform.settings import PlatformPaths
 
 __all__ = ["HolderOnLog", "known_here", "read_holder"]
 

@@ -15,7 +15,7 @@ from mra.cli import cli
 from mra.commands._input import resolve_jurisdiction, resolve_nationality, resolve_region
 from mra.core.errors import NotFound, ValidationFailed
 from mra.i18n.places import country_name
-from mra.services.platform_request import RequestIn
+from mra.services.platform.request import RequestIn
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ["benefits", "check", "--entry", "I-139", "--birth-date", "1988-04-12", "--on", "2025-10-01"]

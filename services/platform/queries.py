@@ -18,9 +18,9 @@ from mra.core.ids import stable_id
 from mra.core.plugins import Registry
 from mra.events.schemas import CertificateRevoked, Event
 from mra.services.codes import CodeFormat, Reading, format_code, read_code
-from mra.services.platform_intake import Intake
-from mra.services.platform_settings import CST, DISCLAIMER, PlatformPaths, load_settings
-from mra.services.platform_store import PlatformStore
+from mra.services.platform.intake import Intake
+from mra.services.platform.settings import CST, DISCLAIMER, PlatformPaths, load_settings
+from mra.services.platform.store import PlatformStore
 from mra.services.privacy import PersonalData, is_sealed
 
 __all__ = ["check_code", "request_status", "revoke_code"]

@@ -2,20 +2,20 @@
 
 附件2 has four steps, and the platform has a part for each:
 
-一 申请查验 (apply): :func:`~mra.services.platform_intake.prepare` reads an employer's request, refuses what is
-   invalid with every reason (:mod:`mra.services.platform_request`), and keeps the holder's personal fields in the
-   platform's local intake store; :func:`~mra.services.platform_intake.publish_submission` puts the request on the
-   verification topic. Only a pseudonym travels (:mod:`mra.services.platform_intake`).
+一 申请查验 (apply): :func:`~mra.services.platform.intake.prepare` reads an employer's request, refuses what is
+   invalid with every reason (:mod:`mra.services.platform.request`), and keeps the holder's personal fields in the
+   platform's local intake store; :func:`~mra.services.platform.intake.publish_submission` puts the request on the
+   verification topic. Only a pseudonym travels (:mod:`mra.services.platform.intake`).
 二 在线受理 (accept): a valid request is accepted at once, with an expected completion time from a per-issuer
    turnaround setting (the notice publishes none: mra's default is 5 working days; see
-   :mod:`mra.services.platform_settings`).
+   :mod:`mra.services.platform.settings`).
 三 核验结果 (result): :class:`Platform` (this module) consumes the verification topic into its read model
-   (:mod:`mra.services.platform_store`), asks the issuer's connector about every open request (with a timeout,
+   (:mod:`mra.services.platform.store`), asks the issuer's connector about every open request (with a timeout,
    retries and backoff), and publishes the result: a verification code for a genuine certificate, the reason for
    any other. An unreachable issuer defers the request, which stays open. Results go through the store's outbox,
    so a platform killed at any point re-publishes the same events under the same ids.
 四 责任确认 (responsibility): every result and every check carries :data:`DISCLAIMER`
-   (the checks themselves: :mod:`mra.services.platform_queries`).
+   (the checks themselves: :mod:`mra.services.platform.queries`).
 
 This module also re-exports the names callers take from ``mra.services.platform``.
 """
@@ -45,7 +45,7 @@ from mra.events.schemas import CertificateVerified, VerificationDeferred, Verifi
 from mra.events.topics import Topics
 from mra.services.codes import new_code, read_code
 from mra.services.keys import consumer_guard, open_publisher
-from mra.services.platform_intake import (
+from mra.services.platform.intake import (
     Intake,
     Submission,
     holder_key,
@@ -53,9 +53,9 @@ from mra.services.platform_intake import (
     prepare,
     publish_submission,
 )
-from mra.services.platform_queries import check_code, request_status, revoke_code
-from mra.services.platform_request import RequestIn, add_working_days, credit_code_problem
-from mra.services.platform_settings import (
+from mra.services.platform.queries import check_code, request_status, revoke_code
+from mra.services.platform.request import RequestIn, add_working_days, credit_code_problem
+from mra.services.platform.settings import (
     CST,
     DISCLAIMER,
     DOCUMENT_TYPES,
@@ -65,7 +65,7 @@ from mra.services.platform_settings import (
     PlatformSettings,
     load_settings,
 )
-from mra.services.platform_store import PlatformStore
+from mra.services.platform.store import PlatformStore
 from mra.services.privacy import ErasedHolder, PersonalData, holder_pseudonym
 from mra.services.privacy import fold as _fold
 from mra.services.privacy import keyed as _keyed

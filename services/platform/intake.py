@@ -35,7 +35,7 @@ from mra.events.schemas import (
     VerificationRequested,
 )
 from mra.services.files import private_sqlite
-from mra.services.platform_request import (
+from mra.services.platform.request import (
     HolderIn,
     RequestIn,
     Review,
@@ -43,7 +43,7 @@ from mra.services.platform_request import (
     review,
     validation_reasons,
 )
-from mra.services.platform_settings import CST, PlatformPaths, PlatformSettings, turnaround
+from mra.services.platform.settings import CST, PlatformPaths, PlatformSettings, turnaround
 from mra.services.privacy import PersonalData, holder_pseudonym, pseudonym_key
 from mra.services.privacy import fold as _fold
 from mra.services.privacy import keyed as _keyed

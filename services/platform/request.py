@@ -16,7 +16,7 @@ from mra.core.errors import NotFound
 from mra.core.models import CatalogueEdition, CatalogueEntry, holder_category
 from mra.core.plugins import Registry
 from mra.i18n.places import PROVINCES, Unknown, country_name, place_names, resolve_country
-from mra.services.platform_settings import CST, DOCUMENT_TYPES
+from mra.services.platform.settings import CST, DOCUMENT_TYPES
 
 __all__ = [
     "CertificateIn",
