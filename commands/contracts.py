@@ -29,6 +29,8 @@ def contracts() -> None:
 def write_command(only_check: bool, directory: Path | None) -> None:
     """Generate the contracts from the event models (or check the published ones)."""
     where = directory or default_dir()
+    if directory is None and not where.parent.is_dir():
+        raise MraError(f"no source tree here ({where.parent} does not exist): give --dir")
     try:
         outcome = check(where) if only_check else write(where)
     except ContractsError as e:
