@@ -17,6 +17,7 @@ from support import facts
 
 from mra.core.plugins import load_registry
 from mra.events.kafka import KafkaTransport
+from mra.events.schemas import EmploymentStarted
 from mra.events.signing import Mode, TrustedIdentity, TrustStore
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
@@ -94,7 +95,7 @@ def test_an_hr_systems_signed_employment_events_are_accepted_and_decide(
     employer = {"name": "北京示例科技有限公司", "credit_code": "91110108MA01ABCD2X", "region": "beijing"}
     lines = [
         {
-            "type": "cn.jjj.holders.employment_started.v2",
+            "type": EmploymentStarted.ce_type(),  # the current version
             "data": {
                 "holder_id": "h-hired",
                 "jurisdiction": "beijing",
@@ -108,7 +109,7 @@ def test_an_hr_systems_signed_employment_events_are_accepted_and_decide(
             "data": json.loads(facts.verified("h-forged").model_dump_json()),
         },
         {
-            "type": "cn.jjj.holders.employment_started.v2",
+            "type": "cn.jjj.holders.employment_started.v2",  # an older version: read by upcasting
             "data": {
                 "holder_id": "h-forged",
                 "jurisdiction": "beijing",
