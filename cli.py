@@ -78,6 +78,7 @@ def _language(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option(
     "--lang",
     metavar="zh_CN|en",
+    is_eager=True,
     callback=_language,
     help="Language of messages and help (zh_CN or en). Default: from LC_ALL, LC_MESSAGES, LANG, LANGUAGE; else en. "
     "--json output keeps its English codes.",

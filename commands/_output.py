@@ -62,6 +62,12 @@ def localize(root: click.Command, lang: str) -> None:
             command.help = translate(english)
         if source["short_help"]:
             command.short_help = translate(inspect.cleandoc(source["short_help"]))
+        elif command.help and lang != "en":
+            command.short_help = _first_sentence(command.help)
+        else:
+            command.short_help = None
+        if getattr(command, "_help_option", None) is not None:
+            command._help_option = None  # click keeps the --help option it made, with its text: make it anew
         for param in command.params:
             original = param.__dict__.setdefault("_mra_english", getattr(param, "help", None))
             if original and isinstance(param, click.Option):
@@ -71,6 +77,17 @@ def localize(root: click.Command, lang: str) -> None:
                 walk(sub)
 
     walk(root)
+
+
+def _first_sentence(text: str, limit: int = 56) -> str:
+    """The first sentence of a help text written without spaces between words (click's own shortening cuts at
+    spaces), at most ``limit`` characters."""
+    first = text.strip().split("\n\n", 1)[0].replace("\n", "")
+    for stop in ("。", "；", "："):
+        if stop in first:
+            first = first.split(stop, 1)[0]
+            break
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _(message: str) -> str:
