@@ -148,8 +148,9 @@ def test_the_openapi_document_fuzzed_gets_no_5xx(web: Web) -> None:
     assert sum(seen.values()) >= len(operations) and any(400 <= s < 500 for s in seen)
 
 
-def test_mra_serve_answers_health_readiness_and_openapi(
-    bootstrap: str, kafka: KafkaTransport, topics: Topics, state_dir: Path
+@pytest.mark.parametrize("command", [["serve"], ["up", "--jurisdictions", "beijing"]], ids=["serve", "up"])
+def test_mra_serve_and_up_answer_health_readiness_and_openapi(
+    bootstrap: str, kafka: KafkaTransport, topics: Topics, state_dir: Path, command: list[str]
 ) -> None:
     import os
     import socket
@@ -165,7 +166,7 @@ def test_mra_serve_answers_health_readiness_and_openapi(
     env = os.environ | {"MRA_TOPIC_PREFIX": topics.prefix, "MRA_PARTITIONS": str(topics.partitions)}
     base = [sys.executable, "-m", "mra.cli", "--state-dir", str(state_dir), "--bootstrap", bootstrap]
     assert subprocess.run([*base, "keys", "init"], env=env, capture_output=True, timeout=120).returncode == 0
-    server = subprocess.Popen([*base, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([*base, *command, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -184,5 +185,5 @@ def test_mra_serve_answers_health_readiness_and_openapi(
         assert page.status_code == 200 and "核验码" in page.text
     finally:
         server.terminate()
-        _, err = server.communicate(timeout=30)
+        _, err = server.communicate(timeout=60)
     assert f"http://127.0.0.1:{port}/" in err and "Traceback" not in err
