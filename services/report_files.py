@@ -135,7 +135,7 @@ def chart_pngs(report: Report, lang: str = "zh_CN") -> dict[str, bytes]:
     for dimension in DIMENSION_ORDER:
         fig = _chart(plt, report.tables[dimension], dimension, lang)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", bbox_inches="tight")
         plt.close(fig)
         out[dimension] = buf.getvalue()
     return out

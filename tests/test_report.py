@@ -259,6 +259,11 @@ def test_a_report_of_the_demos_log(tmp_path: Path, bootstrap: str) -> None:
     rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8-sig"))))
     assert rows[1][2:7] == [str(n) for n in [*expected, len(decided)]]
 
+    english = report("--to", str(tmp_path / "en.csv"), "--lang", "en")
+    assert english.returncode == 0 and f"{len(decided)} decisions" in english.stdout
+    en_rows = list(csv.reader(io.StringIO((tmp_path / "en.csv").read_text(encoding="utf-8-sig"))))
+    assert en_rows[0][:3] == ["counted by", "item", "eligible"] and en_rows[1][2:7] == rows[1][2:7]
+
     later = report("--from", "2026-01-01", "--to", str(tmp_path / "none.csv"), "--json")
     assert later.returncode == 0 and json.loads(later.stdout)["totals"]["total"] == 0
     bad = report("--to", str(tmp_path / "r.docx"))
