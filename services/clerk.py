@@ -116,6 +116,8 @@ class ClerkView:
         return data | {
             "decisions": sorted(data["decisions"], key=lambda d: (rank.get(d["outcome"], 9), d["code"])),
             "jurisdiction": self.jurisdiction,
+            "jurisdiction_name": {"zh": self.registry.jurisdiction(self.jurisdiction).name_zh,
+                                  "en": self.registry.jurisdiction(self.jurisdiction).name_en},
             "withdrawn": sorted(withdrawn, key=lambda d: (d["decided_at"], d["code"]), reverse=True),
             "history": history,
             "titles": self.titles(),
