@@ -7,10 +7,14 @@ and ISO 8601 times (with their offset) whatever the language.
 from __future__ import annotations
 
 import json
+import sys
+import threading
+import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -26,6 +30,7 @@ __all__ = [
     "table",
     "text_width",
     "to_json",
+    "working",
 ]
 
 _state: dict[str, str] = {}
@@ -169,6 +174,33 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+@contextmanager
+def working(label: str, *, quiet: bool = False, stream: TextIO | None = None, every: float = 1.0) -> Iterator[None]:
+    """Say on a terminal that long work goes on: ``label… 12s``, updated in place, erased when done. Nothing is
+    written when stderr is not a terminal (pipes, files, tests) or under ``--json``."""
+    out = stream or sys.stderr
+    if quiet or not out.isatty():
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            out.write(f"\r{label}… {time.monotonic() - started:.0f}s")
+            out.flush()
+
+    thread = threading.Thread(target=tick, name="mra-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        out.write("\r" + " " * (text_width(label) + 12) + "\r")
+        out.flush()
 
 
 def echo_error_json(message: str, **extra: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
+from mra.commands._output import _, working
 from mra.core.plugins import load_registry
 from mra.services.audit import (
     AUDITED_TOPICS,
@@ -46,7 +47,8 @@ def audit_trail(ctx: Ctx, holder_id: str, timeout: float, as_json: bool) -> None
     runtime = ctx.runtime()
     transport = runtime.connect(client_id="mra-audit")
     try:
-        data = trail(transport, runtime.topics, holder_id, timeout=timeout)
+        with working(_("reading the log"), quiet=as_json):
+            data = trail(transport, runtime.topics, holder_id, timeout=timeout)
     finally:
         transport.close()
 
@@ -131,7 +133,8 @@ def audit_verify(ctx: Ctx, topic_names: tuple[str, ...], timeout: float, as_json
     transport = runtime.connect(client_id="mra-audit")
     try:
         names = resolve_topics(transport, runtime.topics, topic_names)
-        result = verify(transport, names, complete=complete_view(names), timeout=timeout)
+        with working(_("walking the topics"), quiet=as_json):
+            result = verify(transport, names, complete=complete_view(names), timeout=timeout)
     finally:
         transport.close()
     data = result.as_dict()

@@ -10,7 +10,7 @@ import click
 
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx, store_option
 from mra.commands._input import JURISDICTION, REGION
-from mra.commands._output import _, current_language, shown_time, table
+from mra.commands._output import _, current_language, shown_time, table, working
 from mra.core.errors import NotFound, ValidationFailed
 from mra.core.facts import HolderFile, StoredDecision
 from mra.core.models import parse_employer_type
@@ -54,7 +54,9 @@ def bureau_run(
             click.echo(_("bureau {jurisdiction} running; Ctrl-C to stop").format(jurisdiction=jurisdiction), err=True)
         before = b.store.counts()
         try:
-            stats = b.run(until_idle=until_idle, timeout=timeout)
+            label = _("bureau {jurisdiction}: reading the log").format(jurisdiction=jurisdiction)
+            with working(label, quiet=as_json or not until_idle):
+                stats = b.run(until_idle=until_idle, timeout=timeout)
         except KeyboardInterrupt:
             b.processor.stop_event.set()
             stats = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keyword
 import re
+import shlex
+import sys
 from importlib import resources
 from importlib.metadata import entry_points
 from importlib.resources.abc import Traversable
@@ -14,6 +16,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.commands._output import _
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.hookspecs import PluginConfig
 from mra.core.plugins import ENTRY_POINT_GROUP, Registry, load_registry
@@ -198,15 +201,24 @@ def new(name: str, path: Path | None, prefix: str | None, name_zh: str | None, n
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
-    summary = {"name": name, "prefix": prefix, "path": str(target), "files": sorted(files)}
+    steps = _next_steps(target)
+    summary = {"name": name, "prefix": prefix, "path": str(target), "files": sorted(files), "next": steps}
     emit(summary, as_json, lambda s: "\n".join([
-        f"wrote plugin {name!r} (prefix {prefix!r}) to {target}:",
+        _("wrote plugin {name!r} (prefix {prefix!r}) to {target}:").format(name=name, prefix=prefix, target=target),
         *(f"  {f}" for f in s["files"]),
-        "next:",
-        f"  pip install -e {target}",
-        "  mra plugins list",
-        f"  cd {target} && python -m pytest",
+        _("next (with the Python that runs mra, whatever is on PATH):"),
+        *(f"  {step}" for step in steps),
     ]))
+
+
+def _next_steps(target: Path) -> list[str]:
+    """Install, list and test the new package with the interpreter running mra: a bare ``pip``, ``mra`` or
+    ``pytest`` may be another Python's, or not on PATH at all."""
+    python = shlex.quote(sys.executable)
+    script = Path(sys.executable).parent / "mra"
+    mra = shlex.quote(str(script)) if script.exists() else f"{python} -m mra.cli"
+    where = shlex.quote(str(target.resolve()))
+    return [f"{python} -m pip install -e {where}", f"{mra} plugins list", f"cd {where} && {python} -m pytest"]
 
 
 COMMANDS: list[click.Command] = [plugins]

@@ -66,11 +66,12 @@ def _base_type(ce_type: str) -> str:
 
 
 def activity_lines(records: Sequence[Record], topics: Topics) -> list[dict[str, Any]]:
-    """The activity in ``records``: one entry per verification outcome and per dead letter, and one per
-    (jurisdiction, holder) for the decisions among them, with counts by outcome."""
+    """The activity in ``records``: one entry per verification outcome, per dead letter and per decision set
+    (``decision_set_changed``), with counts by outcome (per-decision events of older bureaus: one entry per
+    jurisdiction and holder)."""
     out: list[dict[str, Any]] = []
-    decisions: dict[tuple[str, str], dict[str, Any]] = {}
-    outcomes: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    decisions: dict[tuple[str, str, str], dict[str, Any]] = {}
+    outcomes: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     dead_topic, benefits_topic = topics.name("deadletter"), topics.name("benefits")
     for record in records:
         headers = _headers(record)
@@ -101,7 +102,8 @@ def activity_lines(records: Sequence[Record], topics: Topics) -> list[dict[str, 
             decision = body.get("decision") if isinstance(body.get("decision"), dict) else body
             holder = str(decision.get("holder_id", "")) if isinstance(decision, dict) else ""
             jurisdiction = str(decision.get("jurisdiction", "")) if isinstance(decision, dict) else ""
-            who = (jurisdiction, holder)
+            # one line per decision set; older per-decision events are grouped per holder within what was read
+            who = (jurisdiction, holder, headers.get("ce_id", "") if ce_type == _DECISION_SET else "")
             if who not in decisions:
                 decisions[who] = {"at": at, "kind": "decisions", "jurisdiction": jurisdiction, "holder_id": holder}
                 out.append(decisions[who])

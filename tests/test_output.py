@@ -3,6 +3,7 @@ stdout with the documented exit code, and the exit status 75 when the cluster do
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mra.commands._output import shown_time, table, text_width
+from mra.commands._output import shown_time, table, text_width, working
 from mra.events.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +117,40 @@ def test_broker_status_json_gives_an_iso_time(tmp_path: Path) -> None:
         assert " since " in _mra("broker", "status", state=tmp_path).stdout
     finally:
         _mra("broker", "stop", state=tmp_path)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_long_work_shows_progress_on_a_terminal_only() -> None:
+    import threading
+
+    screen = _Terminal()
+    seen = threading.Event()
+    with working("reading the log", stream=screen, every=0.01):
+        while not seen.wait(0.01):
+            if "reading the log… " in screen.getvalue():
+                seen.set()
+    assert screen.getvalue().endswith("\r")  # the line is erased when the work is done
+    piped = io.StringIO()
+    with working("reading the log", stream=piped, every=0.01):
+        pass
+    assert piped.getvalue() == ""
+    quiet = _Terminal()
+    with working("x", stream=quiet, quiet=True, every=0.01):
+        pass
+    assert quiet.getvalue() == ""
+
+
+def test_the_readme_exit_code_table_is_what_the_errors_exit_with() -> None:
+    from mra.core.errors import MraError, NotFound, ValidationFailed
+    from mra.events.kafka import KafkaPublishError, KafkaReadError
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    codes = {int(m) for m in re.findall(r"^\| (\d+) \|", text, re.M)}
+    assert codes == {0, 1, 2, 3, 4, 5, 75, 130}
+    assert (MraError.exit_code, ValidationFailed.exit_code, NotFound.exit_code) == (1, 2, 3)
+    assert KafkaPublishError("x").exit_code == 75 and KafkaReadError.exit_code == 75
+    assert KafkaPublishError("x", retriable=False).exit_code == 1
