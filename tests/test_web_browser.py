@@ -163,7 +163,9 @@ def _mistype(code: str) -> str:
     return ALPHABET[(ALPHABET.index(first) + 1) % len(ALPHABET)] + code[1:]
 
 
-def test_employer_public_and_clerk_through_the_browser(mra: Mra, server: str, browser: Any) -> None:
+def test_employer_public_and_clerk_through_the_browser(
+    mra: Mra, server: str, browser: Any, state_dir: Path, bootstrap: str
+) -> None:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     mra("catalogue", "publish", "-j", "beijing")
@@ -238,6 +240,15 @@ def test_employer_public_and_clerk_through_the_browser(mra: Mra, server: str, br
     assert "ACCA" in page.inner_text("main") and "J*** S****" in page.inner_text("main")
     assert page.locator("figure.qr svg").count() == 1
     public.check("check-valid")
+    from mra.web.backend import Backend
+    from mra.web.settings import WebSettings
+
+    def shown(fields: tuple[str, ...]) -> set[str]:
+        return set(Backend(state_dir, bootstrap, WebSettings(check_fields=fields)).check(code))  # type: ignore[arg-type]
+
+    assert shown(()) == {"code", "status", "detail", "disclaimer"}  # the status only
+    assert shown(("holder",)) == {"code", "status", "detail", "disclaimer", "holder"}
+    assert {"entry_id", "issuer", "verified_at", "certificate_expires", "holder"} <= shown(WebSettings().check_fields)
 
     # a clerk finds the holder and reads the decisions with their clauses --------------------------------------
     mra("employment", "start", "--holder", holder_id, "-j", "beijing", "--employer", EMPLOYER, "--years", "3")
