@@ -9,8 +9,10 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
+from mra.commands._output import _
 from mra.core.errors import ValidationFailed
 from mra.core.plugins import load_registry
+from mra.i18n import normalize
 from mra.services.catalogues import imported_editions
 from mra.services.report import aggregate, load_records
 from mra.services.report_files import FORMATS, write_report
@@ -31,8 +33,8 @@ _DAY = click.DateTime(["%Y-%m-%d"])
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write: FILE.xlsx, FILE.pdf, FILE.html or FILE.csv (UTF-8 with BOM).",
 )
-@click.option("--lang", type=click.Choice(["zh_CN", "en"]), default="zh_CN", show_default=True,
-              help="Language of headers, labels and charts.")
+@click.option("--lang", "report_lang", type=click.Choice(["zh_CN", "en"]),
+              help="Language of headers, labels and charts. Default: mra's own --lang where given, else zh_CN.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Give up after this many seconds.")
 @json_option
 @pass_ctx
@@ -42,12 +44,14 @@ def report(
     start: datetime | None,
     until: datetime | None,
     to: Path,
-    lang: str,
+    report_lang: str | None,
     timeout: float,
     as_json: bool,
 ) -> None:
     """Count the jurisdiction's benefit decisions by catalogue list, field, holder category and month, by
     outcome, with charts: read from the log (benefits and holders topics), written for a clerk."""
+    root = click.get_current_context().find_root().params.get("lang")
+    lang = report_lang or (normalize(root) if root else None) or "zh_CN"  # a document for a Chinese bureau
     if to.suffix.lower() not in FORMATS:
         raise ValidationFailed(f"--to {to}: give a {', '.join(FORMATS)} file")
     registry = load_registry()
@@ -73,9 +77,11 @@ def report(
 
     def text(d: dict[str, Any]) -> str:
         t = d["totals"]
-        return (f"wrote {jurisdiction}'s report to {d['to']} as {d['format']}: {t['total']} decisions "
-                f"({t['eligible']} eligible, {t['conditional']} conditional, {t['advisory']} advisory, "
-                f"{t['ineligible']} ineligible; {t['withdrawn']} withdrawn since) for {t['holders']} holders")
+        return _(
+            "wrote {jurisdiction}'s report to {to} as {format}: {total} decisions ({eligible} eligible, "
+            "{conditional} conditional, {advisory} advisory, {ineligible} ineligible; {withdrawn} withdrawn since) "
+            "for {holders} holders"
+        ).format(jurisdiction=jurisdiction, to=d["to"], format=d["format"], **t)
 
     emit(data, as_json, text)
 

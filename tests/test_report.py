@@ -263,6 +263,11 @@ def test_a_report_of_the_demos_log(tmp_path: Path, bootstrap: str) -> None:
     assert english.returncode == 0 and f"{len(decided)} decisions" in english.stdout
     en_rows = list(csv.reader(io.StringIO((tmp_path / "en.csv").read_text(encoding="utf-8-sig"))))
     assert en_rows[0][:3] == ["counted by", "item", "eligible"] and en_rows[1][2:7] == rows[1][2:7]
+    for lang, said, header in (("en", f"{len(decided)} decisions", "counted by"), ("zh_CN", "已将", "维度")):
+        out = subprocess.run([*base, "--lang", lang, "report", "-j", "beijing", "--to", str(tmp_path / "g.csv")],
+                             capture_output=True, text=True, env=env, timeout=180)
+        assert out.returncode == 0 and said in out.stdout, out.stderr
+        assert (tmp_path / "g.csv").read_text(encoding="utf-8-sig").startswith(header)
 
     later = report("--from", "2026-01-01", "--to", str(tmp_path / "none.csv"), "--json")
     assert later.returncode == 0 and json.loads(later.stdout)["totals"]["total"] == 0
