@@ -83,7 +83,8 @@ def _child(bootstrap: str, prefix: str, partitions: int, events: int) -> dict[st
         during = max(sampler.peak, _current_kib())
         peak = _rss_kib()
         applied = result.stats.applied
-        db_bytes = result.path.stat().st_size
+        disk = getattr(result.store.store, "disk_bytes", None)  # after a checkpoint: the file and its WAL
+        db_bytes = disk() if disk is not None else result.path.stat().st_size
         result.store.close()
         transport.close()
     if applied != events:
@@ -96,6 +97,7 @@ def _child(bootstrap: str, prefix: str, partitions: int, events: int) -> dict[st
         "rss_peak_during_mib": during / 1024,
         "rss_peak_mib": peak / 1024,
         "db_mib": db_bytes / 1024 / 1024,
+        "db_bytes_per_fact": db_bytes / max(1, applied),
     }
 
 
@@ -173,6 +175,7 @@ def growth_figure(b: Bench, budget_s: float = 900.0) -> Figure:
             fig.add(f"rss_during_replay_{label}", "MiB", x["rss_peak_during_mib"])
             fig.add(f"rss_growth_{label}", "MiB", x["rss_peak_during_mib"] - x["rss_before_mib"])
             fig.add(f"db_{label}", "MiB", x["db_mib"])
+            fig.add(f"db_bytes_per_fact_{label}", "bytes", x["db_bytes_per_fact"])
     if runs_large:
         fig.ratio("replay_rate_large_vs_small", "replay_large", "replay_small", ">= 0.8")
         fig.ratio("memory_large_vs_small", "rss_during_replay_large", "rss_during_replay_small", "<= 1.5")

@@ -23,12 +23,12 @@ from mra.core.models import BenefitDecision, Employment, Outcome
 from mra.events.bus import TopicPartition
 from mra.events.consumer import EventRefused
 from mra.services.bureau_store import OutboxRow, StoreCounts
-from mra.services.decision_codec import DecisionCodec
+from mra.services.decision_codec import DecisionCodec, SetRow
 from mra.services.files import private_dir, private_sqlite
 
 __all__ = ["SqliteBureauStore"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,12 +67,12 @@ CREATE TABLE IF NOT EXISTS editions (
     catalogue TEXT NOT NULL, edition TEXT NOT NULL, effective TEXT NOT NULL, event_id TEXT NOT NULL,
     PRIMARY KEY (catalogue, edition)
 );
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY, holder_id TEXT NOT NULL, certificate_key TEXT NOT NULL, code TEXT NOT NULL,
-    outcome TEXT NOT NULL, body BLOB NOT NULL, active INTEGER NOT NULL, withdrawn_reason TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS decisions_holder ON decisions (holder_id);
-CREATE TABLE IF NOT EXISTS decision_parts (part_id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS decision_sets (
+    holder_id TEXT NOT NULL, certificate_key TEXT NOT NULL, active INTEGER NOT NULL, eligible INTEGER NOT NULL,
+    withdrawn INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (holder_id, certificate_key)
+);
+CREATE TABLE IF NOT EXISTS decision_parts (part_id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS decision_parts_hash ON decision_parts (hash);
 CREATE TABLE IF NOT EXISTS erasures (
     holder_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL, decisions TEXT NOT NULL, ages TEXT NOT NULL,
     event_id TEXT NOT NULL
@@ -100,9 +100,16 @@ def _holder(r: sqlite3.Row) -> HolderFact:
     return HolderFact(r[0], r[1], r[2], bool(r[3]), _dt(r[4]), r[5])
 
 
+_EMPLOYMENT_COLUMNS = {"holder_id", "jurisdiction", "started", "employer", "employer_region", "ended"}
+
+
 def _employment(r: sqlite3.Row) -> EmploymentFact:
+    e = Employment(
+        holder_id=r["holder_id"], jurisdiction=r["jurisdiction"], started=date.fromisoformat(r["started"]),
+        employer=r["employer"], employer_region=r["region"], ended=_day(r["ended"]), **json.loads(r["body"]),
+    )  # fmt: skip
     return EmploymentFact(
-        Employment.model_validate_json(r["body"]), _dt(r["event_time"]), r["event_id"],
+        e, _dt(r["event_time"]), r["event_id"],
         _dt(r["ended_time"]) if r["ended_time"] else None, r["employer_code"],
     )  # fmt: skip
 
@@ -187,24 +194,17 @@ class _Batch:
         self.db.execute(
             "INSERT OR REPLACE INTO employments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (e.holder_id, e.jurisdiction, e.started.isoformat(), e.employer, e.employer_region,
-             e.ended and e.ended.isoformat(), e.model_dump_json(), _ts(employment.event_time), employment.event_id,
+             e.ended and e.ended.isoformat(), e.model_dump_json(exclude=_EMPLOYMENT_COLUMNS, exclude_defaults=True),
+             _ts(employment.event_time), employment.event_id,
              employment.ended_time and _ts(employment.ended_time), employment.employer_code),
         )  # fmt: skip
 
     def end_employment(self, holder_id: str, jurisdiction: str, ended: date, event_time: datetime) -> None:
-        day = ended.isoformat()
-        rows = self.db.execute(
-            "SELECT started, body FROM employments WHERE holder_id = ? AND jurisdiction = ? AND started <= ? "
-            "AND ended IS NULL",
-            (holder_id, jurisdiction, day),
-        ).fetchall()
-        for started, body in rows:
-            closed = Employment.model_validate_json(body).model_copy(update={"ended": ended})
-            self.db.execute(
-                "UPDATE employments SET ended = ?, ended_time = ?, body = ? WHERE holder_id = ? AND jurisdiction = ? "
-                "AND started = ?",
-                (day, _ts(event_time), closed.model_dump_json(), holder_id, jurisdiction, started),
-            )
+        self.db.execute(
+            "UPDATE employments SET ended = ?, ended_time = ? WHERE holder_id = ? AND jurisdiction = ? "
+            "AND started <= ? AND ended IS NULL",
+            (ended.isoformat(), _ts(event_time), holder_id, jurisdiction, ended.isoformat()),
+        )
 
     def put_certificate(self, certificate: CertificateFact) -> None:
         c = certificate
@@ -247,25 +247,30 @@ class _Batch:
         return self.store._file(self.db, holder_id)
 
     def active_decisions(self, holder_id: str) -> dict[str, BenefitDecision]:
-        return {
-            d.decision_id: d.decision for d in self.store._decisions(self.db, holder_id, True)
-        }
+        rows = self.store._rows(self.db, holder_id)
+        return {d.decision_id: d.decision for d in self.store.codec.decode(self.db, rows, True)}
 
     def save_decisions(
         self, holder_id: str, decided: Sequence[BenefitDecision], withdrawn: Mapping[str, str]
     ) -> None:
+        if not decided and not withdrawn:
+            return
         codec = self.store.codec
+        rows = {r.certificate_key: r for r in self.store._rows(self.db, holder_id)}
+        changed: set[str] = set()
+        for row in rows.values():
+            for ident in withdrawn.keys() & row.items.keys():
+                row.items[ident][4] = withdrawn[ident]
+                changed.add(row.certificate_key)
+        for d in decided:
+            into = rows.get(d.certificate_key)
+            if into is None:
+                into = rows[d.certificate_key] = SetRow(holder_id, d.certificate_key)
+            into.items[d.decision_id] = codec.item(self.db, into, d)
+            changed.add(d.certificate_key)
         self.db.executemany(
-            "UPDATE decisions SET active = 0, withdrawn_reason = ? WHERE decision_id = ?",
-            [(reason, ident) for ident, reason in withdrawn.items()],
-        )
-        self.db.executemany(
-            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, 1, NULL) ON CONFLICT(decision_id) DO UPDATE SET "
-            "active = 1, withdrawn_reason = NULL",
-            [
-                (d.decision_id, holder_id, d.certificate_key, d.code, d.outcome.value, codec.encode(self.db, d))
-                for d in decided
-            ],
+            "INSERT OR REPLACE INTO decision_sets VALUES (?, ?, ?, ?, ?, ?)",
+            [self.store._counted(rows[key]) for key in sorted(changed)],
         )
 
     def queue(self, event_id: str, type_name: str, body: str, time: datetime) -> bool:
@@ -302,7 +307,9 @@ class SqliteBureauStore:
         self.codec = DecisionCodec()
 
     def _version(self) -> str | None:
-        known = self.db.execute("SELECT name FROM sqlite_master WHERE name IN ('meta', 'decisions')").fetchall()
+        known = self.db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('meta', 'decisions', 'decision_sets')"
+        ).fetchall()
         if not known:
             return None
         if "meta" not in {r[0] for r in known}:
@@ -312,6 +319,14 @@ class SqliteBureauStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def disk_bytes(self) -> int:
+        """Bytes the read model takes on disk after a checkpoint (the file and its write-ahead log; 0 in memory)."""
+        if self.path is None:
+            return 0
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sides = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+        return sum(p.stat().st_size for p in sides if p.exists())
 
     @contextmanager
     def batch(self) -> Iterator[_Batch]:
@@ -360,21 +375,19 @@ class SqliteBureauStore:
             withdrawn=withdrawn,
         )
 
+    @staticmethod
+    def _rows(db: sqlite3.Connection, holder_id: str | None) -> list[SetRow]:
+        q = "SELECT holder_id, certificate_key, body FROM decision_sets"
+        rows = db.execute(q + " WHERE holder_id = ?", (holder_id,)) if holder_id is not None else db.execute(q)
+        return [SetRow(r[0], r[1], r[2]) for r in rows]
+
+    def _counted(self, row: SetRow) -> tuple[str, str, int, int, int, str]:
+        active = [i for i in row.items.values() if i[4] is None]
+        eligible = sum(1 for i in active if self.codec.outcome(self.db, i[1]) is Outcome.ELIGIBLE)
+        return (row.holder_id, row.certificate_key, len(active), eligible, len(row.items) - len(active), row.body())
+
     def _decisions(self, db: sqlite3.Connection, holder_id: str | None, active: bool | None) -> list[StoredDecision]:
-        q = "SELECT decision_id, holder_id, certificate_key, body, active, withdrawn_reason FROM decisions"
-        where: list[str] = []
-        args: list[object] = []
-        if holder_id is not None:
-            where.append("holder_id = ?")
-            args.append(holder_id)
-        if active is not None:
-            where.append("active = ?")
-            args.append(int(active))
-        if where:
-            q += " WHERE " + " AND ".join(where)
-        rows = db.execute(q + " ORDER BY decision_id", args).fetchall()
-        decode = self.codec.decoder(db)
-        return [StoredDecision(decode(r[0], r[1], r[2], r[3]), bool(r[4]), r[5]) for r in rows]
+        return self.codec.decode(db, self._rows(db, holder_id), active)
 
     # queries ---------------------------------------------------------------------------------------------------
     def holder_file(self, holder_id: str) -> HolderFile | None:
@@ -404,11 +417,9 @@ class SqliteBureauStore:
             events_applied=one("SELECT count(*) FROM applied"),
             holders=one("SELECT count(*) FROM holders"),
             certificates=one("SELECT count(*) FROM certificates"),
-            decisions_active=one("SELECT count(*) FROM decisions WHERE active = 1"),
-            decisions_eligible=one(
-                f"SELECT count(*) FROM decisions WHERE active = 1 AND outcome = '{Outcome.ELIGIBLE.value}'"
-            ),
-            decisions_withdrawn=one("SELECT count(*) FROM decisions WHERE active = 0"),
+            decisions_active=one("SELECT coalesce(sum(active), 0) FROM decision_sets"),
+            decisions_eligible=one("SELECT coalesce(sum(eligible), 0) FROM decision_sets"),
+            decisions_withdrawn=one("SELECT coalesce(sum(withdrawn), 0) FROM decision_sets"),
             outbox_unsent=one("SELECT count(*) FROM outbox WHERE sent = 0"),
             dead_letters=one("SELECT count(*) FROM dead_letters"),
         )
@@ -418,4 +429,6 @@ class SqliteBureauStore:
         return [OutboxRow(r[0], r[1], r[2], r[3], _dt(r[4])) for r in rows]
 
     def mark_sent(self, upto_seq: int) -> None:
-        self.db.execute("UPDATE outbox SET sent = 1 WHERE seq <= ? AND sent = 0", (upto_seq,))
+        """Sent rows are deleted: readers dedupe by event id, and a bureau's outbox would otherwise keep every
+        event it ever published."""
+        self.db.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
