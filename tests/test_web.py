@@ -164,3 +164,18 @@ def test_the_check_shows_only_the_configured_fields_and_is_documented(tmp_path: 
     assert web.get("/healthz").json() == {"status": "ok"}
     with pytest.raises(ValueError):
         WebSettings(check_fields=("birth_date",))  # type: ignore[arg-type]
+
+
+def test_a_request_accepted_while_the_broker_is_down_is_kept_and_said_so(tmp_path: Path) -> None:
+    request = json.loads((Path(__file__).resolve().parents[1] / "examples" / "request.json").read_text("utf-8"))
+    _, token = AccessStore(tmp_path).add_employer(request["employer"]["name"], request["employer"]["credit_code"])
+    backend = Backend(tmp_path, "127.0.0.1:1", WebSettings())  # nothing listens there
+    web = TestClient(create_app(backend), raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {token}"}
+    r = web.post("/api/v1/requests", json=request, headers=auth)
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert "accepted and kept" in r.json()["detail"] and "Submit the same request again" in r.json()["detail"]
+    rid = r.json()["detail"].split()[1]
+    kept = web.get(f"/api/v1/requests/{rid}", headers=auth).json()
+    assert kept["status"] == "submitted" and kept["expected_by"]
+    assert [x["request_id"] for x in web.get("/api/v1/requests", headers=auth).json()["requests"]] == [rid]
