@@ -134,6 +134,7 @@ def decide_holder(
                 holder_id=facts.holder_id,
                 category=holder_category,
                 age=_age(at.date(), facts.born if erasure is None else None, ages),
+                # an erased holder's ages are kept per date, their birthdays are not: unknown, so not a birthday
                 birthday=erasure is None and facts.born is not None and on_birthday(facts.born, at.date()),
             ),
             employment=employment,

@@ -742,7 +742,6 @@ def _inputs(
         "list": context.entry.list,
         "holder_category": context.holder.category.value,
         "age": context.holder.age,
-        "turns_age_today": context.holder.birthday,
         "employer_region": emp.employer_region if emp else None,
         "employed": bool(emp and emp.active_on(day)),
         "years_in_scope": emp.years_in_scope if emp else None,
