@@ -18,6 +18,8 @@ __all__ = [
     "COUNTRY",
     "JURISDICTION",
     "REGION",
+    "resolve_catalogue_country",
+    "resolve_field",
     "resolve_jurisdiction",
     "resolve_nationality",
     "resolve_region",
@@ -88,6 +90,54 @@ def resolve_nationality(text: str, lang: str = "en") -> str:
             _("unknown nationality {text!r}: give an ISO 3166 country code (CN, HK, MO, TW, GB, …) or a country "
               "name such as 英国").format(text=text)
         ) from None
+
+
+def resolve_field(text: str, known: Iterable[str]) -> str:
+    """A field of work (领域) of the catalogue as it is written there, named in Chinese or English
+    (``finance`` → 金融); unknown ones refused with the closest."""
+    from mra.i18n.terms import FIELDS
+
+    fields = sorted(set(known))
+    spellings = {f.casefold(): f for f in fields}
+    spellings |= {en.casefold(): zh for zh, en in FIELDS.items() if zh in fields}
+    key = text.strip().casefold()
+    if key in spellings:
+        return spellings[key]
+    near = [spellings[n.casefold()] for n in closest(text, spellings, n=3)]
+    shown = ", ".join(f"{f} ({FIELDS[f]})" if f in FIELDS else f for f in fields)
+    hint = _(" did you mean {suggestion}?").format(suggestion=" / ".join(dict.fromkeys(near))) if near else ""
+    raise ValidationFailed(
+        _("unknown field {text!r}:{hint} (fields: {known})").format(text=text, hint=hint, known=shown)
+    )
+
+
+def resolve_catalogue_country(text: str, known: Iterable[str]) -> str:
+    """A 国家(地区) as the catalogue writes it, named by ISO code or any name of the country (``GB``, ``UK``
+    refused, ``United Kingdom`` and ``英国`` → 英国; ``HK`` → 中国香港)."""
+    values = sorted({k for k in known if k})
+    if text.strip() in values:
+        return text.strip()
+    def in_catalogue(code: str) -> str | None:
+        for value in values:
+            try:
+                if resolve_country(value) == code:
+                    return value
+            except Unknown:
+                continue
+        return None
+
+    try:
+        code = resolve_country(text)
+    except Unknown as e:
+        near = [v for v in (in_catalogue(c) for c in e.suggestions) if v] or closest(text, values, n=3)
+    else:
+        return in_catalogue(code) or country_name(code, "zh_CN")  # a country with no row: an empty list
+    hint = _(" did you mean {suggestion}?").format(suggestion=" / ".join(near)) if near else ""
+    raise ValidationFailed(
+        _("unknown country {text!r}:{hint} (in the catalogue: {known})").format(
+            text=text, hint=hint, known=", ".join(values)
+        )
+    )
 
 
 class _Resolved(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2

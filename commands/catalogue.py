@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, current_state_dir, emit, json_option, jurisdiction_option, pass_ctx
+from mra.commands._input import resolve_catalogue_country, resolve_field
 from mra.core.catalogue import search, select
 from mra.core.errors import MraError, NotFound, ValidationFailed
 from mra.core.ids import stable_id
@@ -153,15 +154,21 @@ def catalogue() -> None:
 @jurisdiction_option(required=False, help=_J_HELP)
 @click.option("--list", "list_code", type=click.Choice(["I", "U", "O", "M"], case_sensitive=False),
               help="Only one list: I international, U urgently needed, O going-global, M mutual recognition.")
-@click.option("--field", help="Only rows with this 领域 (e.g. 金融).")
-@click.option("--country", help="Only rows of this 国家(地区) (e.g. 英国).")
+@click.option("--field", help="Only rows with this 领域, in Chinese or English (金融, finance).")
+@click.option("--country", help="Only rows of this 国家(地区), by name or ISO code (英国, United Kingdom, GB).")
 @json_option
 def list_(jurisdiction: str | None, list_code: str | None, field: str | None, country: str | None,
           as_json: bool) -> None:
     """List catalogue rows, optionally filtered."""
+    editions = list(_editions(jurisdiction))
+    rows = [e for ed in editions for e in ed.entries]
+    if field:
+        field = resolve_field(field, (f for e in rows for f in e.fields))
+    if country:
+        country = resolve_catalogue_country(country, (e.country for e in rows))
     found = [
         (ed, e)
-        for ed in _editions(jurisdiction)
+        for ed in editions
         for e in select(ed.entries, list_code=list_code, field=field, country=country)
     ]
     emit([_as_json(ed, e) for ed, e in found], as_json, lambda _: _list_text(found))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from mra.i18n import translator
 
-__all__ = ["CATEGORIES", "OUTCOMES", "category_label", "outcome_label"]
+__all__ = ["CATEGORIES", "FIELDS", "OUTCOMES", "category_label", "outcome_label"]
 
 
 def N_(message: str) -> str:
@@ -30,6 +30,31 @@ CATEGORIES = {
     "foreign": N_("foreign national"),
 }
 """Holder category code → English label."""
+
+
+FIELDS = {
+    "教育": "education",
+    "金融": "finance",
+    "信息技术": "information technology",
+    "医疗健康服务": "health care",
+    "科技": "science and technology",
+    "云计算": "cloud computing",
+    "会计": "accounting",
+    "建筑与工程服务": "construction and engineering services",
+    "工程": "engineering",
+    "商业服务": "business services",
+    "体育": "sports",
+    "建筑": "construction",
+    "智能制造": "smart manufacturing",
+    "文化旅游 及娱乐服务": "culture, tourism and entertainment",
+    "环保": "environmental protection",
+    "测绘": "surveying and mapping",
+    "项目管理": "project management",
+    "供应链": "supply chain",
+    "现代农业": "modern agriculture",
+    "技术转移": "technology transfer",
+}
+"""The catalogue's fields of work (领域) and their English names, so ``--field finance`` finds 金融."""
 
 
 def outcome_label(code: str, lang: str) -> str:

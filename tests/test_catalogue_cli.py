@@ -49,7 +49,9 @@ def test_list_filters() -> None:
     finance_uk = run_json("catalogue", "list", "--field", "金融", "--country", "英国")
     assert finance_uk and all("金融" in r["fields"] and r["country"] == "英国" for r in finance_uk)
     assert "BJ2025-I-009" in {r["id"] for r in finance_uk}
-    assert run_json("catalogue", "list", "--country", "火星") == []
+    assert run_json("catalogue", "list", "--country", "巴西") == []  # a country with no row
+    refused = CliRunner().invoke(cli, ["catalogue", "list", "--country", "火星"])
+    assert "unknown country '火星'" in str(refused.exception)  # not a country: refused, not an empty list
 
 
 def test_list_text_is_a_table() -> None:
@@ -57,7 +59,7 @@ def test_list_text_is_a_table() -> None:
     assert out.splitlines()[0].startswith("ID")
     assert "BJ2025-I-001  ACM 高级会员" in out
     assert out.rstrip().endswith("163 qualifications, 7 designations (→ the row designated).")
-    assert "No catalogue rows match." in run("catalogue", "list", "--country", "火星")
+    assert "No catalogue rows match." in run("catalogue", "list", "--country", "巴西")
 
 
 def test_search_acca_finds_exactly_the_rows_that_mention_it() -> None:

@@ -122,3 +122,26 @@ def test_a_request_names_nationality_and_region_in_chinese() -> None:
     assert (request.holder.nationality, request.employer.region) == ("GB", "beijing")
     raw["holder"]["nationality"] = "UK"
     assert RequestIn.model_validate(raw).holder.nationality == "UK"  # kept for the review to refuse
+
+
+def _catalogue(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["catalogue", "list", "-j", "beijing", *args], env={"LANG": "C"})
+    if isinstance(result.exception, ValidationFailed):  # mra.cli.main prints it and exits with its code
+        return result.exception.exit_code, str(result.exception)
+    return result.exit_code, result.output
+
+
+def test_catalogue_list_reads_fields_and_countries_in_english_or_chinese() -> None:
+    def ids(*args: str) -> set[str]:
+        code, out = _catalogue(*args, "--json")
+        assert code == 0, out
+        return {row["id"] for row in json.loads(out)}
+
+    assert ids("--field", "finance") == ids("--field", "金融") != set()
+    assert ids("--country", "GB") == ids("--country", "United Kingdom") == ids("--country", "英国") != set()
+    assert ids("--country", "HK") == ids("--country", "中国香港") != set()
+    assert ids("--country", "BR") == set()  # a country with no row: nothing listed, not an error
+    code, out = _catalogue("--country", "UK")
+    assert code == 2 and "did you mean 英国?" in out
+    code, out = _catalogue("--field", "financ")
+    assert code == 2 and "did you mean 金融?" in out
