@@ -275,3 +275,14 @@ def test_a_report_of_the_demos_log(tmp_path: Path, bootstrap: str) -> None:
     assert bad.returncode == 2 and ".xlsx" in bad.stderr and "Traceback" not in bad.stderr
     unknown = report("--to", str(tmp_path / "r.csv"), "-j", "shanghai")
     assert unknown.returncode == 3 and "Traceback" not in unknown.stderr
+
+
+def test_without_the_report_extra_the_message_says_what_to_install(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from mra.core.errors import MraError
+
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # as if not installed
+    r = aggregate(RECORDS, jurisdiction="beijing")
+    with pytest.raises(MraError, match=r"mra\[report\]"):
+        write_report(r, tmp_path / "r.xlsx", generated=NOW, source="src")
+    assert not (tmp_path / "r.xlsx").exists()
