@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.commands._output import _, shown_time, table
 from mra.core.errors import MraError, ValidationFailed
 from mra.events.bus import PublishError
 from mra.services.dlq import DeadLetterEntry, RedriveLog, find, read_dead_letters, redrive
@@ -52,16 +53,23 @@ def list_(ctx: Ctx, show_all: bool, as_json: bool) -> None:
     def text(data: list[dict[str, Any]]) -> str:
         if not data:
             return "no dead letters" + ("" if show_all else " waiting (--all shows those re-driven)")
-        lines = [f"{'REF':<9} {'SET ASIDE':<24} {'FROM':<34} {'TYPE':<44} {'ID':<38} REASON"]
-        for r in data:
-            where = f"{r['original_topic']}[{r['original_partition']}]@{r['original_offset']}"
-            mark = " (re-driven)" if r["redriven_at"] else ""
-            kind, ident = _cut(r["type"] or "-", 44), _cut(r["id"] or "-", 38)
-            lines.append(
-                f"{r['ref']:<9} {r['dead_lettered_at'][:24]:<24} {_cut(where, 34):<34} {kind:<44} {ident:<38} "
-                f"{_cut(r['reason'], 100)}{mark}"
-            )
-        return "\n".join(lines)
+        shown = [
+            {
+                "ref": r["ref"],
+                "at": shown_time(r["dead_lettered_at"]),
+                "from": f"{r['original_topic']}[{r['original_partition']}]@{r['original_offset']}",
+                "type": _cut(r["type"] or "-", 44),
+                "id": _cut(r["id"] or "-", 38),
+                "reason": _cut(r["reason"], 100) + (" " + _("(re-driven)") if r["redriven_at"] else ""),
+            }
+            for r in data
+        ]
+        return table(
+            shown,
+            [("ref", "REF"), ("at", _("set aside")), ("from", _("from")), ("type", _("type")), ("id", "ID"),
+             ("reason", _("reason"))],
+            total=_("{n} dead letter(s)").format(n=len(shown)),
+        )
 
     emit(rows, as_json, text)
 

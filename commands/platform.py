@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
+from mra.commands._output import _, shown_time, table
 from mra.core.errors import MraError
 from mra.events.bus import PublishError
 from mra.services.platform import SETTINGS, Platform, PlatformPaths, PlatformStore, load_settings
@@ -111,15 +112,40 @@ def status(ctx: Ctx, as_json: bool) -> None:
         store.close()
 
     def text(d: dict[str, Any]) -> str:
-        counts = ", ".join(f"{k} {v}" for k, v in d["requests"].items()) or "none"
-        lines = [f"requests: {counts}; revoked codes: {d['revoked_codes']}; events read: {d['events_applied']}"]
-        for r in d["open"]:
-            retry = f", retry at {r['retry_at']}" if r["retry_at"] else ""
-            lines.append(
-                f"  open {r['request_id']} ({r['status']}, {r['attempts']} attempt(s){retry}) {r['detail'] or ''}"
+        counts = [{"status": k, "n": v} for k, v in sorted(d["requests"].items())]
+        lines = [
+            table(
+                counts,
+                [("status", _("requests")), ("n", _("count"))],
+                total=_("{n} request(s); revoked codes: {revoked}; events read: {events}").format(
+                    n=sum(c["n"] for c in counts), revoked=d["revoked_codes"], events=d["events_applied"]
+                ),
             )
+        ]
+        if d["open"]:
+            rows = [
+                {
+                    "request_id": r["request_id"],
+                    "status": r["status"],
+                    "attempts": r["attempts"],
+                    "retry_at": shown_time(r["retry_at"]),
+                    "detail": r["detail"] or "",
+                }
+                for r in d["open"]
+            ]
+            lines += [
+                "",
+                table(
+                    rows,
+                    [("request_id", _("open request")), ("status", _("status")), ("attempts", _("attempts")),
+                     ("retry_at", _("retry at")), ("detail", _("detail"))],
+                    sort=lambda r: (r["retry_at"], r["request_id"]),
+                ),
+            ]
         if d["unpublished"]:
-            lines.append(f"  {d['unpublished']} result(s) not yet published: `mra platform run` publishes them")
+            lines.append(
+                _("{n} result(s) not yet published: `mra platform run` publishes them").format(n=d["unpublished"])
+            )
         return "\n".join(lines)
 
     emit(data, as_json, text)
