@@ -1,7 +1,9 @@
 """Clerks' reports: a jurisdiction's benefit decisions counted by list, field, holder category and month.
 
 The counting is a pure function over decision records (:func:`aggregate`), so it gives the same report whichever
-way the records arrive: read from the benefits topic here (:func:`load_records`), or from a bureau's read model.
+way the records arrive: read from the benefits topic here (:func:`load_records`, through the topic's read view
+:class:`mra.events.benefits.BenefitsView` behind :func:`mra.services.audit.export_decisions`), or from a bureau's
+read model.
 A decision counts in the period of its event time, as a calendar day in China Standard Time; a decision made and
 later withdrawn still counts where it was made, and is also counted as withdrawn.
 """
