@@ -41,7 +41,18 @@ class Runtime:
         )
 
     def transport(self, client_id: str = "mra") -> Transport:
-        return KafkaTransport(self.resolve_bootstrap(), client_id=client_id)
+        """The client chosen by ``MRA_TRANSPORT``: ``kafka-python`` (the default) or ``confluent`` (librdkafka,
+        the ``confluent`` extra)."""
+        kind = os.environ.get("MRA_TRANSPORT", "kafka-python").strip() or "kafka-python"
+        if kind == "kafka-python":
+            return KafkaTransport(self.resolve_bootstrap(), client_id=client_id)
+        if kind == "confluent":
+            from mra.events.confluent import ConfluentTransport, available
+
+            if not available():
+                raise MraError("MRA_TRANSPORT=confluent needs confluent-kafka: pip install 'mra[confluent]'")
+            return ConfluentTransport(self.resolve_bootstrap(), client_id=client_id)
+        raise MraError(f"MRA_TRANSPORT must be kafka-python or confluent, not {kind!r}")
 
     def connect(self, client_id: str = "mra") -> Transport:
         """A transport whose topics exist."""
