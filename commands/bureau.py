@@ -16,13 +16,14 @@ from mra.core.facts import HolderFile, StoredDecision
 from mra.core.models import parse_employer_type
 from mra.core.plugins import load_registry
 from mra.events.bus import Transport
+from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
 from mra.events.schemas import EmployerRef, EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from mra.i18n.places import closest
 from mra.i18n.terms import N_, category_label, outcome_label
 from mra.services.bureau import BureauStore
-from mra.services.bureaus import open_bureau, partition_lag
+from mra.services.bureaus import group_id, open_bureau, partition_lag
 from mra.services.holder_facts import known_here, read_holder
 from mra.services.stores import open_store
 
@@ -115,15 +116,25 @@ def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: b
     registry = load_registry()
     store = BureauStore(open_store(runtime, jurisdiction, store_url), jurisdiction, registry)
     try:
-        lag = partition_lag(runtime.connect(), runtime, store)
+        transport = runtime.connect()
+        lag = partition_lag(transport, runtime, store)
         for p in lag:  # a broker that under-reports its log end: the end is at least what was read
             if int(str(p["end"])) < int(str(p["position"])):
                 p["reported_end"], p["end"], p["lag"] = p["end"], p["position"], 0
+        group = None
+        if isinstance(transport, KafkaTransport):
+            group = transport.describe_group(group_id(runtime, jurisdiction))
+        if group is not None:
+            by_tp = {(str(p["topic"]), int(str(p["partition"]))): p for p in lag}
+            for m in group["members"]:
+                m["lag"] = {f"{t}:{p}": by_tp[(t, p)]["lag"] for t, p in m["partitions"] if (t, p) in by_tp}
+                m["partitions"] = [f"{t}:{p}" for t, p in m["partitions"]]
         data = {
             "jurisdiction": jurisdiction,
             "counts": store.counts(),
             "partitions": lag,
             "lag_total": sum(int(str(p["lag"])) for p in lag),
+            "group": group,
             "note": "lag is measured against the broker's reported end offsets; brokers that under-report the "
             "log end make it approximate. 'Caught up' is decided by `bureau run --until-idle` (an empty poll past "
             "the end).",
@@ -155,8 +166,16 @@ def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: b
             if any(isinstance(r["end"], str) for r in rows)
             else []
         )
+        members = []
+        if group is None:
+            members.append("group: no member (or the broker does not describe groups)")
+        else:
+            members.append(f"group {group['group_id']} ({group['state']}): {len(group['members'])} member(s)")
+            for m in group["members"]:
+                owned = ", ".join(f"{tp} (lag {m['lag'].get(tp, '?')})" for tp in m["partitions"]) or "nothing"
+                members.append(f"  {m['client_id']} on {m['host']}: {owned}")
         return "\n".join([_("bureau {jurisdiction}").format(jurisdiction=jurisdiction), _counts_table(d["counts"]),
-                          "", parts, *notes])
+                          "", parts, *notes, "", *members])
 
     emit(data, as_json, text)
 

@@ -219,6 +219,36 @@ class KafkaTransport:
 
         self._admin_call(delete)
 
+    def describe_group(self, group_id: str) -> dict[str, Any] | None:
+        """A consumer group's state and members, each with the partitions it owns; None where the cluster does not
+        say (an unknown group, or a broker whose answer kafka-python cannot read)."""
+
+        def ask(admin: KafkaAdminClient) -> dict[str, Any] | None:
+            found = admin.describe_groups([group_id]).get(group_id)
+            if not found or found.get("error"):
+                return None
+            members = []
+            for m in found.get("members") or ():
+                owned = [
+                    (a["topic"], int(p))
+                    for a in (m.get("member_assignment") or {}).get("assigned_partitions") or ()
+                    for p in a["partitions"]
+                ]
+                members.append(
+                    {
+                        "member_id": m.get("member_id"),
+                        "client_id": m.get("client_id"),
+                        "host": str(m.get("client_host") or "").lstrip("/"),
+                        "partitions": sorted(owned),
+                    }
+                )
+            return {"group_id": group_id, "state": found.get("group_state"), "members": members}
+
+        try:
+            return self._admin_call(ask)
+        except Exception:  # a broker whose answer kafka-python cannot read: say nothing rather than fail status
+            return None
+
     def list_topics(self) -> list[str]:
         return self._admin_call(lambda admin: sorted(admin.list_topics()))
 

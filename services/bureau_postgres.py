@@ -256,6 +256,10 @@ class _Batch:
 
     def put_certificate(self, certificate: CertificateFact) -> None:
         c = certificate
+        # a certificate and a change of its catalogue entry never pass each other (see holders_with_entries)
+        self.cur.execute(
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))", ("entry:" + c.entry_id,)
+        )
         self.cur.execute(
             f"INSERT INTO certificates ({_CERT}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
@@ -284,9 +288,17 @@ class _Batch:
         )
 
     def holders_with_entries(self, entry_ids: Iterable[str]) -> set[str]:
-        ids = list(entry_ids)
+        """The holders with a certificate on the entries, once no other instance is still writing one.
+
+        The entries' locks are taken exclusively here, and shared by :meth:`put_certificate`: an instance adding a
+        certificate on an entry while another withdraws the entry either commits first (and its holder is found
+        here) or waits until the withdrawal is committed (and decides its holder with the withdrawal in view).
+        """
+        ids = sorted(set(entry_ids))
         if not ids:
             return set()
+        for entry in ids:
+            self.cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("entry:" + entry,))
         self.cur.execute("SELECT DISTINCT holder_id FROM certificates WHERE entry_id = ANY(%s)", (ids,))
         return {r[0] for r in self.cur.fetchall()}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,12 @@ from mra.services.bureau import BUREAU_TOPICS, BureauStore
 from mra.services.privacy import PersonalData
 from mra.services.runtime import Runtime
 
-__all__ = ["Bureau", "bureau_db", "open_bureau", "partition_lag"]
+__all__ = ["Bureau", "bureau_db", "group_id", "open_bureau", "partition_lag"]
+
+
+def group_id(runtime: Runtime, jurisdiction: str) -> str:
+    """The consumer group every instance of the jurisdiction's bureau joins."""
+    return f"{runtime.topics.prefix}bureau-{jurisdiction}"
 
 
 def bureau_db(runtime: Runtime, jurisdiction: str) -> Path:
@@ -54,23 +61,25 @@ def open_bureau(
 
     registry = registry or load_registry()
     registry.jurisdiction(jurisdiction)
-    transport = transport or runtime.connect(client_id=f"mra-bureau-{jurisdiction}")
+    # the client id names the instance (host and process), so `bureau status` can say who owns which partition
+    instance = f"{socket.gethostname()}-{os.getpid()}"
+    transport = transport or runtime.connect(client_id=f"mra-bureau-{jurisdiction}-{instance}")
     publisher = runtime.publisher(transport, f"bureau-{jurisdiction}") if publish else None
     path = db or bureau_db(runtime, jurisdiction)
     personal = PersonalData.at(runtime.state_dir)
     url = resolve_url(store_url) if db is None else None
     kept = open_store(runtime, jurisdiction, url) if url is not None else path
     store = BureauStore(kept, jurisdiction, registry, publisher, personal=personal)
-    group_id = f"{runtime.topics.prefix}bureau-{jurisdiction}" if group else None
+    group_name = group_id(runtime, jurisdiction) if group else None
     guard = runtime.guard(transport, path.with_name(f"{path.stem}.checkpoints.db"))
     processor = Processor(
         transport,
         runtime.topics,
         BUREAU_TOPICS,
         guard.wrap(store),
-        group_id,
+        group_name,
         validate=guard.validate,
-        name=group_id or f"bureau-{jurisdiction}",  # who set a dead letter aside, with or without a group
+        name=group_name or f"bureau-{jurisdiction}",  # who set a dead letter aside, with or without a group
     )
     return Bureau(jurisdiction, store, processor, transport)
 
