@@ -178,6 +178,10 @@ def _properties(state_dir: Path, cluster: KafkaCluster, node: KafkaNode) -> str:
         "unclean.leader.election.enable": "false",
         "log.retention.hours": -1,
         "log.segment.bytes": 64 * 1024 * 1024,
+        # records up to 8 MiB are accepted, as many clusters are configured: mra's readers enforce their own limit
+        # (1,000,000 bytes) and dead-letter what exceeds it, which can be shown only if the broker lets it in
+        "message.max.bytes": 8 * 1024 * 1024,
+        "replica.fetch.max.bytes": 8 * 1024 * 1024,
         "num.network.threads": 2,
         "num.io.threads": 4,
         "num.recovery.threads.per.data.dir": 1,
