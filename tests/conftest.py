@@ -1,9 +1,9 @@
 """Test fixtures: one real Kafka-protocol broker for the session, fresh topics per test.
 
 The broker is, in order: the cluster named by ``MRA_BOOTSTRAP_SERVERS``; a testcontainers Kafka container
-where a Docker engine answers within two seconds; else an Apache Kafka cluster mra starts itself
-(``MRA_TEST_KAFKA_BROKERS`` brokers, default 3, where Java and Kafka's jars or Maven to fetch them are at hand);
-else the local Tansu broker. ``MRA_TEST_BROKER=tansu`` or ``=kafka`` chooses one of the last two.
+where a Docker engine answers within two seconds; else, with ``MRA_TEST_BROKER=kafka``, an Apache Kafka cluster mra
+starts itself (``MRA_TEST_KAFKA_BROKERS`` brokers, default 3); else the local Tansu broker (docs/brokers.md says why
+Tansu stays the default here, and which tests start Apache Kafka of their own).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def _docker_answers() -> bool:
 
 
 def _use_kafka() -> bool:
-    """Apache Kafka where it can run here: Java, and its jars cached or Maven to fetch them."""
+    """``MRA_TEST_BROKER=kafka``, where Java and Kafka's jars (or Maven to fetch them) are at hand; ``auto`` takes
+    Kafka wherever it can run."""
     choice = os.environ.get("MRA_TEST_BROKER", "tansu").strip().lower()
     if choice in ("tansu", "kafka"):
         return choice == "kafka"

@@ -84,17 +84,19 @@ def test_a_log_reset_below_the_live_positions_is_reported(bootstrap: str, topics
 
         # the log is reset: every topic deleted and created again, then one holder's facts written anew
         transport.delete_topics(list(topics.all()))
-        recreated = KafkaTransport(bootstrap)
-        try:
-            for _ in range(60):
-                try:
-                    recreated.ensure_topics(topics.all())
-                    break
-                except Exception:
-                    time.sleep(0.5)
-            publish(Publisher(recreated, topics, "test-intake"), holder_facts("h0"))
-        finally:
-            recreated.close()
+        deadline = time.monotonic() + 90
+        while True:  # a cluster takes a moment to forget deleted topics and lead the new ones
+            recreated = KafkaTransport(bootstrap)
+            try:
+                recreated.ensure_topics(topics.all())
+                publish(Publisher(recreated, topics, "test-intake"), holder_facts("h0"))
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+            finally:
+                recreated.close()
         audit = _mra(state, topics, bootstrap, "replay", "-j", "beijing", "--compare", "--json")
         assert audit.returncode == NOT_COMPARABLE, audit.stdout + audit.stderr
         report = json.loads(audit.stdout)
