@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx
-from mra.commands._output import _, working
+from mra.commands._output import _, shown_time, working
 from mra.core.plugins import load_registry
 from mra.services.audit import (
     AUDITED_TOPICS,
@@ -57,7 +57,7 @@ def audit_trail(ctx: Ctx, holder_id: str, timeout: float, as_json: bool) -> None
         lines = [f"holder {holder_id}: {len(d['events'])} events{rows}"]
         for e in d["events"]:
             where = f"{e['topic']}[{e['partition']}]@{e['offset']}"
-            lines.append(f"  {e['time']}  {where:<20} {e['summary']}")
+            lines.append(f"  {shown_time(e['time'])}  {where:<20} {e['summary']}")
             for x in e["decisions"]:
                 if x["outcome"] == "ineligible" and x["reasons"]:
                     lines.append(f"  {'':<20}  {'':<20}   {x['code']}: because {'; '.join(x['reasons'])}")
