@@ -20,6 +20,7 @@ from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
 from mra.events.topics import Topics
 from mra.services.audit import read_log
+from mra.services.bureau_sqlite import SqliteBureauStore
 from mra.services.bureaus import open_bureau
 from mra.services.replay import Window, replay
 from mra.services.runtime import Runtime
@@ -162,12 +163,15 @@ def test_what_if_lists_exactly_the_decisions_a_rule_and_a_setting_change(
     result = mra("replay", "-j", "beijing", "--rules", str(rules), "--into", str(tmp_path / "r"), "--json")
     assert result.exit_code == 0, result.output
     what_if = json.loads(result.output)["what_if"]
-    baseline = sqlite3.connect(tmp_path / "r" / "beijing.db")
-    kept = {r[0]: r[1] for r in baseline.execute("SELECT code, outcome FROM decisions WHERE holder_id = 'hk-O'")}
+    baseline = SqliteBureauStore(tmp_path / "r" / "beijing.db")
+    kept = {d.decision.code: str(d.decision.outcome) for d in baseline.decisions("hk-O", active=None)}
     assert len(kept) == len(REGISTRY.rules("beijing"))  # the baseline ("keep") keeps them all
-    permit = baseline.execute(
-        "SELECT outcome FROM decisions WHERE holder_id = 'hk-I' AND code = 'bj.work_residence_permit'"
-    ).fetchone()[0]
+    (permit,) = [
+        str(d.decision.outcome)
+        for d in baseline.decisions("hk-I", active=None)
+        if d.decision.code == "bj.work_residence_permit"
+    ]
+    baseline.close()
     assert permit != "ineligible"
     expected = {("hk-I", "bj.work_residence_permit", permit, "ineligible")} | {
         ("hk-O", code, outcome, None) for code, outcome in kept.items()
