@@ -68,7 +68,9 @@ def _child(bootstrap: str, prefix: str, partitions: int, events: int) -> dict[st
     registry = load_registry()
     registry.find_entry("BJ2025-I-139")
     with tempfile.TemporaryDirectory(prefix="mra-bench-growth-") as tmp:
-        runtime = Runtime(Path(tmp) / "state", bootstrap, Topics(prefix, partitions))
+        from benchmarks.harness import unverified
+
+        runtime = Runtime(unverified(Path(tmp) / "state"), bootstrap, Topics(prefix, partitions))
         transport = runtime.connect(client_id="mra-bench-growth")
         before = _current_kib()
         sampler = _Sampler()

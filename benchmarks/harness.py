@@ -139,6 +139,16 @@ class Bench:
         return d
 
 
+def unverified(state: Path) -> Path:
+    """``state`` set to run unverified, explicitly (its trust store says ``off``): the unsigned baseline the
+    figures compare the default, verifying mode against (see benchmarks/signed.py)."""
+    from mra.events.signing import Mode
+    from mra.services.keys import set_mode
+
+    set_mode(state, Mode.OFF)
+    return state
+
+
 def timed(fn: Callable[[], int]) -> tuple[int, float]:
     """Run ``fn`` (which returns how many events it handled) and return (count, seconds)."""
     start = time.perf_counter()

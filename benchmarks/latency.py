@@ -18,7 +18,7 @@ from datetime import timedelta
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
 
-from benchmarks.harness import Bench, Figure, percentile, signing_module
+from benchmarks.harness import Bench, Figure, percentile, signing_module, unverified
 from benchmarks.throughput import SIGNED_PENDING
 from benchmarks.workload import T0, certificate_verified, employment_started, holder_facts, holder_id
 from mra.core.ids import stable_id
@@ -67,7 +67,7 @@ def _idle(reader: KafkaConsumer, rng: random.Random) -> None:
 def _mra_samples(b: Bench, samples: int) -> tuple[list[float], list[float]]:
     """(certificate verified -> decision, employment start -> decision) in seconds, one sample each per holder."""
     topics = b.topics("latency")
-    runtime = Runtime(b.workdir("latency"), b.bootstrap, topics)
+    runtime = Runtime(unverified(b.workdir("latency")), b.bootstrap, topics)
     transport = runtime.connect(client_id="mra-bench-intake")
     intake = Publisher(transport, topics, "bench-intake")
     employed = [holder_id("lat-employed", i) for i in range(samples)]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import throughput
-from benchmarks.harness import Bench
+from benchmarks.harness import Bench, unverified
 from benchmarks.workload import publish_mix
 from mra.events.publisher import Publisher
 from mra.services.runtime import Runtime
@@ -76,7 +76,7 @@ def profile_all(b: Bench, out_dir: Path) -> dict[str, Any]:
     holders = 300 if b.quick else 2_000
     topics = b.topics("profile")
     n_log = throughput.fill_log(b, topics, holders, "profile")
-    runtime = Runtime(b.workdir("profile"), b.bootstrap, topics)
+    runtime = Runtime(unverified(b.workdir("profile")), b.bootstrap, topics)
     result["bureau"] = {"events": n_log}
     result["bureau"].update(_profile(out_dir, "bureau", lambda: throughput._bureau_run(b, runtime, n_log)))
     result["replay"] = {"events": n_log}

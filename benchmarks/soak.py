@@ -63,8 +63,10 @@ from mra.events.schemas import (
     Event,
     HolderRegistered,
 )
+from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
+from mra.services.keys import generate_key, init_keys, signer_for, standard_identities
 from mra.services.platform import (
     PUBLISHER,
     PlatformPaths,
@@ -477,6 +479,11 @@ class Harness:
         self.work = config.workdir or Path(tempfile.mkdtemp(prefix="mra-soak-"))
         self.work.mkdir(parents=True, exist_ok=True)
         self.state = self.work / "state"
+        # provisioned as a deployment is (every identity's key, a verifying trust store), with one intake that
+        # speaks for every jurisdiction so the population's facts come from one publisher
+        init_keys(self.state, standard_identities(self.registry.jurisdictions), Mode.PER_EVENT)
+        if signer_for(self.state, "soak-intake") is None:
+            generate_key(self.state, "soak-intake", may_publish=["cn.jjj.*"])
         self.logs = self.work / "logs"
         self.logs.mkdir(exist_ok=True)
         self.topics = Topics(prefix=f"soak{config.seed}x{uuid.uuid4().hex[:6]}.", partitions=config.partitions)
@@ -524,8 +531,8 @@ class Harness:
 
     def _publish(self, transport: KafkaTransport) -> None:
         cfg = self.config
-        pub = Publisher(transport, self.topics, "soak-intake")
-        platform_pub = Publisher(transport, self.topics, PUBLISHER)
+        pub = Publisher(transport, self.topics, "soak-intake", signer=signer_for(self.state, "soak-intake"))
+        platform_pub = Publisher(transport, self.topics, PUBLISHER, signer=signer_for(self.state, PUBLISHER))
         settings = load_settings(self.state)
         dup_rng = random.Random(cfg.seed * 31 + 7)
         holders = self.population.holders

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks import raw
-from benchmarks.harness import Bench, Figure, signing_module
+from benchmarks.harness import Bench, Figure, signing_module, unverified
 from benchmarks.workload import fact_messages, publish_mix
 from mra.events.bus import InMemoryTransport
 from mra.events.envelope import encode
@@ -187,7 +187,7 @@ def consume_figures(b: Bench) -> list[Figure]:
     topics = b.topics("consume")
     n = fill_log(b, topics, holders, "consume")
     names = [topics.name(t) for t in BUREAU_TOPICS]
-    runtime = Runtime(b.workdir("runtime"), b.bootstrap, topics)
+    runtime = Runtime(unverified(b.workdir("runtime")), b.bootstrap, topics)
     params = {"events": n, "holders": holders, "topics": list(BUREAU_TOPICS), "partitions": topics.partitions}
     bureau = Figure(
         "bureau",

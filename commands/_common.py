@@ -41,6 +41,21 @@ class Ctx:
 
         return private_dir(self.state_dir)
 
+    def provision_local(self) -> dict[str, Any] | None:
+        """Secure on first use: a state directory with no trust store gets every identity's key and a verifying
+        trust store (for a local deployment: ``broker start``, ``up``, ``demo``). Says so on stderr."""
+        from mra.core.plugins import load_registry
+        from mra.services.keys import ensure_keys, standard_identities
+
+        made = ensure_keys(self.ensure_state_dir(), standard_identities(load_registry().jurisdictions))
+        if made is not None:
+            click.echo(
+                f"generated signing keys for {len(made['generated'])} publishers and a trust store "
+                f"({made['trust_store']}): events are signed and verified ({made['mode']})",
+                err=True,
+            )
+        return made
+
     def runtime(self) -> Runtime:
         from mra.services.runtime import Runtime
 

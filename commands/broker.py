@@ -61,7 +61,8 @@ def start(ctx: Ctx, port: int | None, engine: str | None, brokers: int | None, a
     """Start the local broker, or report the one already running."""
     info = start_broker(ctx.ensure_state_dir(), port=port, engine=engine, brokers=brokers)
     ctx.runtime().connect()  # topics exist from the start
-    data = _data(info)
+    made = ctx.provision_local()
+    data = _data(info) | {"keys_generated": made["generated"] if made else []}
     if info.kind == "tansu":
         data["note"] = TANSU_NOTE
     emit(data, as_json, _describe(info))

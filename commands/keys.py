@@ -14,11 +14,15 @@ from mra.core.errors import MraError
 from mra.core.plugins import load_registry
 from mra.events.signing import Mode
 from mra.services.keys import (
+    UNVERIFIED_WARNING,
     KeyPaths,
+    NotProvisioned,
     backup_keys,
     generate_key,
+    import_provision,
     init_keys,
     list_keys,
+    provision,
     restore_keys,
     rotate_key,
     set_mode,
@@ -95,7 +99,11 @@ def rotate(ctx: Ctx, identity: str, as_json: bool) -> None:
 def list_(ctx: Ctx, as_json: bool) -> None:
     """Every trusted identity: what it may publish, its key history, whether its private key is here."""
     rows = list_keys(ctx.state_dir)
-    settings, trust = verification_settings(ctx.state_dir)
+    try:
+        settings, trust = verification_settings(ctx.state_dir)
+    except NotProvisioned as e:
+        emit({"verification": None, "trust_store": None, "identities": []}, as_json, f"not provisioned: {e}")
+        return
     data: dict[str, Any] = {
         "verification": settings.model_dump(mode="json"),
         "trust_store": str(KeyPaths(ctx.state_dir).trust) if trust is not None else None,
@@ -125,11 +133,47 @@ def mode_(ctx: Ctx, mode: str | None, as_json: bool) -> None:
     """Show or set how readers verify events: off, per-event signatures, or signed checkpoints."""
     if mode is not None:
         set_mode(ctx.ensure_state_dir(), Mode(mode))
+        if Mode(mode) is Mode.OFF:
+            click.echo(UNVERIFIED_WARNING.format(state=ctx.state_dir), err=True)
+            click.echo("WARNING: every service started on this state directory will say it runs unverified.", err=True)
     settings, _ = verification_settings(ctx.state_dir)
     data = settings.model_dump(mode="json")
     override = os.environ.get("MRA_VERIFICATION")
     note = f" (MRA_VERIFICATION={override} overrides the trust store)" if override else ""
     emit(data, as_json, f"verification: {settings.mode.value}{note}")
+
+
+@keys.command("provision")
+@click.argument("identities", nargs=-1)
+@click.option(
+    "--to", "to", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write (mode 0600)."
+)
+@click.option("--instance", default="", help="Name of the instance the new keys are for (default: the file's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@json_option
+@pass_ctx
+def provision_(ctx: Ctx, identities: tuple[str, ...], to: Path, instance: str, force: bool, as_json: bool) -> None:
+    """For another machine: the trust store and, for each IDENTITY, a new key of its own (trusted here beside the
+    identity's other active keys). Without IDENTITY, the trust store alone. Install it there with `mra keys import`.
+
+    The file holds private keys: move it like one (scp, a sealed medium), then delete it."""
+    if to.exists() and not force:
+        raise MraError(f"{to} exists: choose another file or give --force")
+    result = provision(ctx.state_dir, list(identities), to, instance=instance)
+    made = ", ".join(f"{k['identity']} ({k['key_id']})" for k in result["keys"]) or "none (the trust store alone)"
+    emit(result, as_json, f"wrote {to}: trust store, and new keys for {made}; there: mra keys import {to.name}")
+
+
+@keys.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a signing key this state dir already holds for an identity.")
+@json_option
+@pass_ctx
+def import_(ctx: Ctx, file: Path, force: bool, as_json: bool) -> None:
+    """Install a file made by `mra keys provision`: the trust store and this machine's own signing keys."""
+    result = import_provision(ctx.ensure_state_dir(), file, force=force)
+    keys_text = ", ".join(result["signing_keys"]) or "none (verifying only)"
+    emit(result, as_json, f"trust store installed ({result['mode']}); signing keys for: {keys_text}")
 
 
 @keys.command("backup")

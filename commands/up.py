@@ -146,6 +146,8 @@ def up(
             ),
             err=True,
         )
+    if not ctx.bootstrap:
+        ctx.provision_local()  # secure on first use: keys and a verifying trust store for a local deployment
     runtime = ctx.runtime()
     stopping = threading.Event()
     errors: list[str] = []

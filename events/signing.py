@@ -210,7 +210,7 @@ class TrustedIdentity(_Model):
 
 
 class VerificationSettings(_Model):
-    mode: Mode = Mode.OFF
+    mode: Mode = Field(Mode.PER_EVENT, description="verifying is the default; off must be chosen, and is loud")
     checkpoint_every: int = Field(100, ge=1, le=10_000)
     checkpoint_ms: float = Field(1000.0, gt=0)
     max_held: int = Field(50_000, ge=1, description="events a checkpoint-mode reader holds before giving up on one")

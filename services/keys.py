@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -57,17 +58,22 @@ from mra.events.topics import Topics
 from mra.services.files import private_dir, private_file, private_sqlite
 
 __all__ = [
+    "PROVISION_HINT",
     "DataKeyStore",
     "ErasedHolder",
     "KeyPaths",
+    "NotProvisioned",
     "SqliteBook",
     "backup_keys",
     "consumer_guard",
+    "ensure_keys",
     "generate_key",
+    "import_provision",
     "init_keys",
     "list_keys",
     "load_trust",
     "open_publisher",
+    "provision",
     "restore_keys",
     "rotate_key",
     "save_trust",
@@ -75,6 +81,7 @@ __all__ = [
     "signer_for",
     "standard_identities",
     "verification_settings",
+    "warn_unverified",
 ]
 
 BACKUP_FORMAT = "mra-keys-backup/1"
@@ -179,8 +186,23 @@ def save_trust(state_dir: Path, trust: TrustStore) -> None:
     _write(KeyPaths(state_dir).trust, (trust.model_dump_json(indent=2) + "\n").encode())
 
 
+PROVISION_HINT = (
+    "provision it: `mra broker start` or `mra up` (a local broker) or `mra keys init` (a new deployment) create "
+    "every key and the trust store; on another machine of a deployment, `mra keys import FILE` installs a file made "
+    "on the provisioning machine with `mra keys provision IDENTITY --to FILE`"
+)
+
+
+class NotProvisioned(MraError):
+    """A state directory with no trust store, or without the signing key a command needs: nothing is published
+    or read unverified in its place."""
+
+
 def verification_settings(state_dir: Path) -> tuple[VerificationSettings, TrustStore | None]:
-    """The verification settings in force: the trust store's, with ``MRA_VERIFICATION`` overriding its mode."""
+    """The verification settings in force: the trust store's, with ``MRA_VERIFICATION`` overriding its mode.
+
+    Without a trust store, nothing can be verified: :class:`NotProvisioned` unless ``MRA_VERIFICATION=off`` says,
+    explicitly, to run unverified."""
     trust = load_trust(state_dir)
     settings = trust.verification if trust is not None else VerificationSettings()
     env = os.environ.get(MODE_ENV, "").strip()
@@ -190,11 +212,31 @@ def verification_settings(state_dir: Path) -> tuple[VerificationSettings, TrustS
         except ValueError:
             raise MraError(f"{MODE_ENV}={env!r}: use one of {', '.join(m.value for m in Mode)}") from None
     if settings.mode is not Mode.OFF and trust is None:
-        raise MraError(
-            f"verification is {settings.mode.value} but there is no trust store at {KeyPaths(state_dir).trust}: "
-            "run `mra keys init`"
-        )
+        raise NotProvisioned(f"{state_dir} has no trust store ({KeyPaths(state_dir).trust}): {PROVISION_HINT}")
     return settings, trust
+
+
+UNVERIFIED_WARNING = (
+    "WARNING: verification is OFF for {state}: events are published unsigned and applied unverified, so anyone "
+    "who can write to the bus can grant, withdraw or hide decisions. `mra keys mode per-event` turns it back on."
+)
+_warned: set[str] = set()
+
+
+def warn_unverified(state_dir: Path) -> None:
+    """Say on stderr, once per process and state directory, that a service runs unverified."""
+    key = str(state_dir)
+    if key not in _warned:
+        _warned.add(key)
+        print(UNVERIFIED_WARNING.format(state=state_dir), file=sys.stderr, flush=True)
+
+
+def ensure_keys(state_dir: Path, identities: Iterable[str]) -> dict[str, Any] | None:
+    """Secure on first use: every identity's key and a verifying trust store where the state directory has no
+    trust store yet (what ``broker start``, ``up`` and ``demo`` do for a local deployment); None if it had one."""
+    if load_trust(state_dir) is not None:
+        return None
+    return init_keys(state_dir, identities, Mode.PER_EVENT)
 
 
 def set_mode(state_dir: Path, mode: Mode) -> TrustStore:
@@ -294,6 +336,92 @@ def rotate_key(state_dir: Path, identity: str, now: datetime | None = None) -> d
     return {"identity": identity, "key_id": public.key_id, "retired": current.active, "created": now.isoformat()}
 
 
+PROVISION_FORMAT = "mra-provision/1"
+
+
+def provision(
+    state_dir: Path, identities: Sequence[str], to: Path, *, instance: str = "", now: datetime | None = None
+) -> dict[str, Any]:
+    """For another machine of the deployment: a file (mode 0600) with the trust store and, for each of
+    ``identities``, a new key of its own, trusted here beside the identity's other active keys (so an instance
+    added elsewhere does not retire this one). No private key of this state directory leaves it.
+
+    With no identities the file carries the trust store alone: what a reader on another machine needs, and what
+    every machine needs again after keys were added, rotated or revoked."""
+    trust = load_trust(state_dir)
+    if trust is None:
+        raise NotProvisioned(f"{state_dir} has no trust store to hand out: {PROVISION_HINT}")
+    now = now or datetime.now(UTC)
+    label = instance or to.stem
+    paths = KeyPaths(state_dir)
+    signing: dict[str, str] = {}
+    made = []
+    with _locked(paths):
+        trust = load_trust(state_dir) or trust
+        for identity in identities:
+            _check_identity(identity)
+            known = trust.identities.get(identity)
+            grants = known.may_publish if known is not None else default_grants(identity)
+            if grants is None:
+                raise ValidationFailed(
+                    f"{identity} is not in the trust store and not one of mra's identities: "
+                    f"`mra keys generate {identity} --may-publish PATTERN` first"
+                )
+            private, public = _new_key(now)
+            public = public.model_copy(update={"instance": label})
+            trust = trust.with_key(identity, public, grants)
+            held = _SigningFile(identity=identity, active=private.key_id, keys=(private,))
+            signing[identity] = held.model_dump_json()
+            made.append({"identity": identity, "key_id": public.key_id, "instance": label})
+        if made:
+            save_trust(state_dir, trust)
+    doc = {
+        "format": PROVISION_FORMAT,
+        "created": now.isoformat(),
+        "trust": json.loads(trust.model_dump_json()),
+        "signing": {name: json.loads(text) for name, text in signing.items()},
+    }
+    _write(to, (json.dumps(doc, indent=1) + "\n").encode())
+    return {"to": str(to), "keys": made, "trust_store": True, "identities_trusted": sorted(trust.identities)}
+
+
+def import_provision(state_dir: Path, src: Path, *, force: bool = False) -> dict[str, Any]:
+    """Install a file made by :func:`provision`: the trust store (replacing this one's) and the signing keys it
+    carries. A key for an identity that already signs here is replaced only with ``force``."""
+    try:
+        doc = json.loads(src.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{src}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MraError(f"{src} is not a provisioning file: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != PROVISION_FORMAT:
+        raise MraError(f"{src} is not a provisioning file ({PROVISION_FORMAT}; made by `mra keys provision`)")
+    try:
+        trust = TrustStore.model_validate(doc["trust"])
+        files = {str(k): _SigningFile.model_validate(v) for k, v in dict(doc.get("signing") or {}).items()}
+    except (KeyError, TypeError, ValueError) as e:
+        raise MraError(f"{src} is not a complete provisioning file: {str(e).splitlines()[0]}") from None
+    paths = KeyPaths(state_dir)
+    for name, f in files.items():
+        _check_identity(name)
+        if f.identity != name or trust.key(f.active) is None:
+            raise MraError(f"{src}: the key of {name} is not in the trust store it carries")
+    with _locked(paths):
+        for name, f in files.items():
+            held = _read_signing(paths, name)
+            if held is not None and held.active != f.active and not force:
+                raise MraError(f"{name} already signs here with key {held.active}: import with --force to replace it")
+        save_trust(state_dir, trust)
+        for name, f in files.items():
+            _write(paths.signing_file(name), f.model_dump_json(indent=2).encode())
+    return {
+        "from": str(src),
+        "trust_store": str(paths.trust),
+        "signing_keys": sorted(files),
+        "mode": trust.verification.mode.value,
+    }
+
+
 def signer_for(state_dir: Path, identity: str) -> Signer | None:
     """The identity's active key, or None where this state dir holds none."""
     found = _read_signing(KeyPaths(state_dir), identity)
@@ -364,12 +492,14 @@ def open_publisher(state_dir: Path, transport: Transport, topics: Topics, identi
     """A publisher for ``identity`` that signs as the state dir's verification mode says (not at all when off)."""
     settings, _ = verification_settings(state_dir)
     if settings.mode is Mode.OFF:
+        warn_unverified(state_dir)
         return Publisher(transport, topics, identity)
     signer = signer_for(state_dir, identity)
     if signer is None:
-        raise MraError(
-            f"verification is {settings.mode.value} but {identity} has no signing key in "
-            f"{KeyPaths(state_dir).signing}: `mra keys generate {identity}`"
+        raise NotProvisioned(
+            f"{identity} has no signing key in {KeyPaths(state_dir).signing}, so nothing can be published as "
+            f"{identity} from here: on the provisioning machine, `mra keys provision {identity} --to FILE`, then "
+            f"`mra keys import FILE` here (or `mra keys generate {identity}` for an identity new to the deployment)"
         )
     policy = (
         CheckpointPolicy(settings.checkpoint_every, settings.checkpoint_ms)
@@ -404,6 +534,7 @@ def consumer_guard(state_dir: Path, transport: Transport, topics: Topics, book: 
     """
     settings, trust = verification_settings(state_dir)
     if settings.mode is Mode.OFF or trust is None:
+        warn_unverified(state_dir)
         return Guard(Mode.OFF)
     store = (SqliteBook(book) if book is not None else MemoryBook()) if settings.mode is Mode.CHECKPOINTS else None
     return Guard(

@@ -103,7 +103,11 @@ def group() -> str:
 
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state directory provisioned as ``mra keys import`` leaves one: every standard identity's key and a
+    verifying trust store (mra verifies by default; see tests/support/signed.py)."""
+    from support.signed import provisioned
+
     d = tmp_path / "state"
     d.mkdir()
     monkeypatch.setenv("MRA_STATE_DIR", str(d))
-    return d
+    return provisioned(d)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.facts import T, ended, entry_withdrawn, fact_id, holder_facts, publish
+from support.signed import provisioned
 
 from mra.cli import main
 from mra.core.plugins import load_registry
@@ -44,7 +45,7 @@ def mra(
     def run(*args: str) -> Ran:
         capsys.readouterr()
         try:
-            main(["--state-dir", str(tmp_path / "state"), "--bootstrap", bootstrap, *args])
+            main(["--state-dir", str(provisioned(tmp_path / "state")), "--bootstrap", bootstrap, *args])
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
@@ -72,7 +73,7 @@ def copy(kafka: KafkaTransport, source: Topics, target: Topics, edit: Callable[[
 def test_trail_export_and_verify_of_a_live_bureau(
     kafka: KafkaTransport, topics: Topics, bootstrap: str, tmp_path: Path, mra: Callable[..., Ran]
 ) -> None:
-    runtime = Runtime(tmp_path / "state", bootstrap, topics)
+    runtime = Runtime(provisioned(tmp_path / "state"), bootstrap, topics)
     pub = Publisher(kafka, topics, "test-intake")
     publish(pub, holder_facts("h1") + holder_facts("h2", "BJ2025-I-047"))
     withdrawal = entry_withdrawn("BJ2025-I-047", effective=date(2026, 1, 1), reason="monitoring")

@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from support.signed import signed
 
 from mra.events.consumer import Processor
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.schemas import EmployerRef, EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from mra.services.journal import Journal
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _publish_ended(kafka: KafkaTransport, topics: Topics, n: int) -> list[str]:
-    pub = Publisher(kafka, topics, "test-intake")
+    pub = signed(kafka, topics, "test-intake")
     ids = [
         pub.publish(EmploymentEnded(holder_id=f"h{i % 17}", jurisdiction="beijing", ended=date(2025, 10, 1))).id
         for i in range(n)
@@ -41,7 +41,7 @@ def test_confluent_kafka_and_the_cloudevents_sdk_read_an_mra_event(
     from cloudevents.core.formats.json import JSONFormat
     from confluent_kafka import Consumer, TopicPartition
 
-    pub = Publisher(kafka, topics, "beijing-intake")
+    pub = signed(kafka, topics, "beijing-intake")
     data = EmploymentStarted(
         holder_id="h-42",
         jurisdiction="beijing",

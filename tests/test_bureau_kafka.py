@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from support.facts import holder_facts, publish, read_back
+from support.signed import provisioned, signed
 
 from mra.core.ids import stable_id
 from mra.core.models import BenefitDecision
 from mra.core.plugins import load_registry
 from mra.events.benefits import decided_in
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.schemas import Event
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
@@ -49,7 +49,7 @@ def _facts(kafka: KafkaTransport, topics: Topics, holders: int) -> None:
             years=i % 5,
         )
     ]
-    publish(Publisher(kafka, topics, "test-intake"), events, ids=_by_holder_and_type)
+    publish(signed(kafka, topics, "test-intake"), events, ids=_by_holder_and_type)
 
 
 def _by_holder_and_type(e: Event) -> str:
@@ -68,7 +68,7 @@ def test_three_bureaus_in_their_own_processes_one_killed_and_restarted(
     kafka: KafkaTransport, topics: Topics, bootstrap: str, tmp_path: Path
 ) -> None:
     _facts(kafka, topics, 300)
-    state = tmp_path / "state"
+    state = provisioned(tmp_path / "state")
     env = _env(topics)
     procs = {
         j: subprocess.Popen(

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from support.signed import provisioned
 
 from mra.core.errors import MraError
 from mra.events.envelope import decode
@@ -85,7 +86,7 @@ def test_the_edition_is_published_once_on_the_catalogue_topic(
     for _ in range(2):  # importing the same file again is the same event
         result = _mra(
             "--state-dir",
-            str(tmp_path / "s"),
+            str(provisioned(tmp_path / "s")),
             "--bootstrap",
             bootstrap,
             "catalogue",

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.signed import provisioned, signed
 
 from mra.core.models import EmployerType
 from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.schemas import EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from tests.support.facts import publish, verified
@@ -21,8 +21,9 @@ pytestmark = pytest.mark.broker
 
 
 def test_start_move_and_refusals(tmp_path: Path, kafka: KafkaTransport, topics: Topics, bootstrap: str) -> None:
+    provisioned(tmp_path)
     env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions), LANG="C")
-    publish(Publisher(kafka, topics, "verification-platform"), [verified("h1"), verified("h-abcdef01")])
+    publish(signed(kafka, topics, "verification-platform"), [verified("h1"), verified("h-abcdef01")])
 
     def mra(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -101,18 +101,21 @@ def test_bad_identities_and_unknown_ones_are_refused_clearly(tmp_path: Path) -> 
     assert code == 3 and "mra keys generate bureau-nowhere" in message
 
 
-def test_the_mode_is_configuration_and_off_without_a_trust_store_publishes_as_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_mode_is_configuration_and_without_a_trust_store_nothing_publishes_unless_told_to_run_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bus, topics = InMemoryTransport(), Topics("k.", 2)
     bus.ensure_topics(topics.all())
+    with pytest.raises(MraError, match="no trust store") as refused:
+        open_publisher(tmp_path, bus, topics, "beijing-intake")
+    assert "mra keys import FILE" in str(refused.value)
+    with pytest.raises(MraError, match="no trust store"):
+        consumer_guard(tmp_path, bus, topics)
+
+    monkeypatch.setenv("MRA_VERIFICATION", "off")  # explicit, and loud
     plain = open_publisher(tmp_path, bus, topics, "beijing-intake")
     assert plain.signer is None and consumer_guard(tmp_path, bus, topics).validate is None
-    assert as_json(mra(tmp_path, "keys", "mode", "--json"))["mode"] == "off"
-
-    monkeypatch.setenv("MRA_VERIFICATION", "per-event")
-    with pytest.raises(MraError, match="no trust store"):
-        open_publisher(tmp_path, bus, topics, "beijing-intake")
+    assert "verification is OFF" in capsys.readouterr().err
     monkeypatch.delenv("MRA_VERIFICATION")
 
     as_json(mra(tmp_path, "keys", "generate", "beijing-intake", "--json"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.signed import provisioned, signed
 
 from mra.core.connectors import CertificateClaim, IssuerAnswer, IssuerStatus
 from mra.core.hookspecs import hookimpl
@@ -21,7 +22,6 @@ from mra.core.models import CatalogueEntry, Jurisdiction
 from mra.core.plugins import Registry, load_registry
 from mra.events.bus import InMemoryTransport
 from mra.events.envelope import Envelope, decode
-from mra.events.publisher import Publisher
 from mra.events.schemas import (
     CertificateVerified,
     HolderRegistered,
@@ -79,7 +79,7 @@ class World:
     """One state dir, one in-memory bus, and the platform's settings."""
 
     def __init__(self, state: Path, registry: Registry = REGISTRY, **settings: Any) -> None:
-        self.state = state
+        self.state = provisioned(state)
         self.bus = InMemoryTransport()
         self.topics = Topics("t.", 3)
         self.bus.ensure_topics(self.topics.all())
@@ -88,7 +88,7 @@ class World:
 
     def submit(self, raw: object, now: datetime = FRIDAY) -> Any:
         sub = prepare(raw, state_dir=self.state, registry=self.registry, settings=self.settings, now=now)
-        publish_submission(sub, Publisher(self.bus, self.topics, PUBLISHER))
+        publish_submission(sub, signed(self.bus, self.topics, PUBLISHER))
         return sub
 
     def platform(self) -> Platform:

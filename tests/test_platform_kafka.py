@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support.signed import signed
 
 from mra.cli import cli
 from mra.core.connectors import CertificateClaim, IssuerAnswer, IssuerStatus
@@ -31,7 +32,6 @@ from mra.core.plugins import load_registry
 from mra.events.bus import Transport
 from mra.events.envelope import Envelope, decode
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.schemas import (
     CertificateVerified,
     VerificationAccepted,
@@ -229,7 +229,7 @@ class SlowIssuerPlugin:
 
 def submit(kafka: Transport, topics: Topics, state: Path, raw: dict[str, Any]) -> Any:
     sub = prepare(raw, state_dir=state, registry=load_registry(), settings=PlatformSettings(), now=datetime.now(UTC))
-    publish_submission(sub, Publisher(kafka, topics, PUBLISHER))
+    publish_submission(sub, signed(kafka, topics, PUBLISHER))
     return sub
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from support import facts
 from support.facts import T, decision_ids, ended, holder_facts, read_back
+from support.signed import provisioned, signed
 
 from mra.core.hookspecs import hookimpl
 from mra.core.jjj import JjjDestination, treatments_setting
@@ -112,7 +113,7 @@ def holder_events(i: int, j: str = "beijing") -> list[Event]:
 def publish(bus: InMemoryTransport, events: Sequence[Event], ids: Sequence[str] | None = None) -> list[str]:
     """``events`` under fresh random ids (or ``ids``), by a new publisher: a new epoch each call."""
     bus.ensure_topics(TOPICS.all())
-    return facts.publish(Publisher(bus, TOPICS, "test"), events, ids=ids)
+    return facts.publish(signed(bus, TOPICS), events, ids=ids)
 
 
 def dead_letters(bus: InMemoryTransport) -> list[Record]:
@@ -171,7 +172,7 @@ def test_a_failing_end_offset_query_or_commit_is_survived(tmp_path: Path, call: 
 def test_decisions_that_cannot_be_published_are_retried_never_dead_lettered(tmp_path: Path) -> None:
     bus = FaultyBus()
     publish(bus, [e for i in range(5) for e in holder_events(i, "tianjin")])
-    runtime = Runtime(tmp_path, topics=TOPICS)
+    runtime = Runtime(provisioned(tmp_path), topics=TOPICS)
     bureau = open_bureau(runtime, "tianjin", registry=REGISTRY, transport=bus, group=False, db=tmp_path / "tj.db")
     bureau.processor.backoff_s, bureau.processor.max_backoff_s = 0.02, 0.1
     bus.down.add("send")  # the benefits topic cannot be written: the relay after each commit fails
@@ -268,7 +269,7 @@ def test_a_plugin_that_raises_in_one_jurisdiction_stops_no_other(tmp_path: Path)
     assert "xiongan" in registry.jurisdictions, registry.failures
     bus = InMemoryTransport()
     _population(bus)
-    runtime = Runtime(tmp_path, topics=TOPICS)
+    runtime = Runtime(provisioned(tmp_path, "bureau-xiongan"), topics=TOPICS)
     bureaus = {
         j: open_bureau(runtime, j, registry=registry, transport=bus, group=False, db=tmp_path / f"{j}.db")
         for j in ("beijing", "tianjin", "hebei", "xiongan")
@@ -296,7 +297,7 @@ def test_a_plugin_that_hangs_in_one_jurisdiction_stops_no_other(tmp_path: Path) 
     registry = load_registry(extra={"xiongan": _xiongan(gate)})
     bus = InMemoryTransport()
     _population(bus)
-    runtime = Runtime(tmp_path, topics=TOPICS)
+    runtime = Runtime(provisioned(tmp_path, "bureau-xiongan"), topics=TOPICS)
     slow = open_bureau(runtime, "xiongan", registry=registry, transport=bus, group=False, db=tmp_path / "xa.db")
     result: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: result.update(stats=slow.run(until_idle=True, timeout=60)))
@@ -396,7 +397,7 @@ def test_a_fact_published_twice_decides_and_publishes_nothing_twice(tmp_path: Pa
     bus = InMemoryTransport()
     events = holder_events(1)
     publish(bus, [*events, *events], ids=["a", "b", "c", "a", "b", "c"])
-    runtime = Runtime(tmp_path, topics=TOPICS)
+    runtime = Runtime(provisioned(tmp_path), topics=TOPICS)
     bureau = open_bureau(runtime, "beijing", registry=REGISTRY, transport=bus, group=False, db=tmp_path / "bj.db")
     stats = bureau.run(until_idle=True, timeout=10)
     assert stats.polled == 6 and bureau.store.applied_count() == 3
@@ -413,7 +414,7 @@ def _fold(tmp: Path, events: list[Event], j: str = "beijing") -> tuple[list[str]
     """Decisions of a live bureau over ``events`` in this order, and the differences from a replay of the log."""
     bus = InMemoryTransport()
     publish(bus, events)
-    runtime = Runtime(tmp, topics=TOPICS)
+    runtime = Runtime(provisioned(tmp), topics=TOPICS)
     live = open_bureau(runtime, j, registry=REGISTRY, transport=bus, group=False, db=tmp / "live.db")
     live.run(until_idle=True, timeout=10)
     again = replay(runtime, j, registry=REGISTRY, transport=bus, into=tmp / "replay")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from support.facts import T, ended, registered
+from support.signed import provisioned, signed
 
 from mra.core.errors import MraError
 from mra.events.broker import free_port, port_answers, start_broker, stop_broker
@@ -24,7 +25,6 @@ from mra.events.bus import PublishError
 from mra.events.consumer import Processor
 from mra.events.envelope import encode
 from mra.events.kafka import KafkaPublishError, KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.schemas import HolderRegistered
 from mra.events.topics import Topics
 from mra.services.journal import Journal
@@ -138,7 +138,7 @@ def test_an_outage_fails_publishers_with_a_retryable_error_and_consumers_resume_
     topics = Topics("o.", 2)
     transport = KafkaTransport(bootstrap, client_id="mra-test")
     transport.ensure_topics(topics.all())
-    pub = Publisher(transport, topics, "test")
+    pub = signed(transport, topics, "test")
     before = [pub.publish(e, time=T).id for e in _registered(50)]
     pub.flush()
     journal = Journal(tmp_path / "j.db")
@@ -190,12 +190,12 @@ def test_a_broker_that_comes_back_with_a_shorter_log_stops_the_bureau_with_a_cle
     port = int(info.bootstrap.rsplit(":", 1)[1])
     topics = Topics("s.", 2)
     env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS="2", MRA_KAFKA_TIMEOUT_S="2")
-    state = tmp_path / "state"
+    state = provisioned(tmp_path / "state")
     bureau: subprocess.Popen[str] | None = None
     try:
         transport = KafkaTransport(info.bootstrap)
         transport.ensure_topics(topics.all())
-        pub = Publisher(transport, topics, "test")
+        pub = signed(transport, topics, "test")
         for e in _registered(100):
             pub.publish(e, time=T)
         pub.flush()
@@ -233,7 +233,7 @@ def test_a_broker_that_comes_back_with_a_shorter_log_stops_the_bureau_with_a_cle
         assert info.bootstrap
         transport = KafkaTransport(info.bootstrap)
         transport.ensure_topics(topics.all())
-        pub = Publisher(transport, topics, "test")
+        pub = signed(transport, topics, "test")
         pub.publish(ended("h1", "hebei", on=date(2025, 10, 1)), time=T)
         pub.flush()
         transport.close()
@@ -302,7 +302,7 @@ def test_an_oversized_record_written_by_another_client_is_dead_lettered_truncate
     from mra.services.dlq import RedriveLog, read_dead_letters, redrive
 
     name = topics.name("holders")
-    pub = Publisher(kafka, topics, "test")
+    pub = signed(kafka, topics, "test")
     _, _, headers = encode(pub.envelope(ended("h1", "hebei", on=date(2025, 9, 1))))
     big = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=8_000_000)
     try:  # a well-formed event, padded past the limit

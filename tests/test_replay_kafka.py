@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from support.facts import ended, entry_withdrawn, holder_facts, publish
+from support.signed import provisioned, signed
 
 from mra.cli import main
 from mra.core.plugins import load_registry
 from mra.events.envelope import decode
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.topics import Topics
 from mra.services.audit import read_log
 from mra.services.bureau_sqlite import SqliteBureauStore
@@ -47,7 +47,7 @@ def mra(
     def run(*args: str) -> Ran:
         capsys.readouterr()
         try:
-            main(["--state-dir", str(tmp_path / "state"), "--bootstrap", bootstrap, *args])
+            main(["--state-dir", str(provisioned(tmp_path / "state")), "--bootstrap", bootstrap, *args])
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
@@ -65,9 +65,9 @@ def applied_ids(db: Path) -> set[str]:
 def test_replay_compare_against_a_live_bureau_finds_nothing_then_says_where_it_lags(
     kafka: KafkaTransport, topics: Topics, bootstrap: str, tmp_path: Path, mra: Callable[..., Ran]
 ) -> None:
-    state = tmp_path / "state"
+    state = provisioned(tmp_path / "state")
     runtime = Runtime(state, bootstrap, topics)
-    pub = Publisher(kafka, topics, "test-intake")
+    pub = signed(kafka, topics, "test-intake")
     categories = ("foreign", "mainland", "hkmotw")
     publish(pub, [e for i in range(6) for e in holder_facts(f"h{i}", category=categories[i % 3])])
     live = open_bureau(runtime, "beijing", registry=REGISTRY, transport=kafka, group=False)
@@ -96,8 +96,8 @@ def test_replay_compare_against_a_live_bureau_finds_nothing_then_says_where_it_l
 def test_from_time_to_time_and_from_offset_apply_exactly_their_records(
     kafka: KafkaTransport, topics: Topics, bootstrap: str, tmp_path: Path, mra: Callable[..., Ran]
 ) -> None:
-    runtime = Runtime(tmp_path / "state", bootstrap, topics)
-    pub = Publisher(kafka, topics, "test-intake")
+    runtime = Runtime(provisioned(tmp_path / "state"), bootstrap, topics)
+    pub = signed(kafka, topics, "test-intake")
     early = set(publish(pub, [e for i in range(4) for e in holder_facts(f"h{i}")]))
     time.sleep(0.05)
     middle = datetime.now(UTC)
@@ -142,7 +142,7 @@ def test_from_time_to_time_and_from_offset_apply_exactly_their_records(
 def test_what_if_lists_exactly_the_decisions_a_rule_and_a_setting_change(
     kafka: KafkaTransport, topics: Topics, tmp_path: Path, mra: Callable[..., Ran]
 ) -> None:
-    pub = Publisher(kafka, topics, "test-intake")
+    pub = signed(kafka, topics, "test-intake")
     publish(
         pub,
         [

@@ -12,6 +12,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+from support.signed import provisioned, signed
 
 from mra.core.plugins import ENTRY_POINT_GROUP, PLUGINS_ENV
 from mra.core.testing import JurisdictionConformance
@@ -97,7 +98,6 @@ def test_the_scaffolded_jurisdiction_runs_as_a_bureau_on_the_broker(installed: P
 
     from mra.events.benefits import decided_in
     from mra.events.envelope import decode
-    from mra.events.publisher import Publisher
     from mra.events.schemas import (
         CertificateVerified,
         EmployerRef,
@@ -111,7 +111,7 @@ def test_the_scaffolded_jurisdiction_runs_as_a_bureau_on_the_broker(installed: P
     rows = json.loads(run([MRA, "catalogue", "list", "-j", NAME, "--json"]).stdout)
     entry = rows[0]["id"]
     at = datetime(2025, 10, 1, tzinfo=UTC)
-    pub = Publisher(kafka, topics, "test-intake")
+    pub = signed(kafka, topics, "test-intake")
     pub.publish(HolderRegistered(holder_id="h-s", category="foreign", birth_date=date(1980, 1, 1)), time=at)  # type: ignore[arg-type]
     pub.publish(CertificateVerified(request_id="r", holder_id="h-s", certificate_key="k-s", entry_id=entry,
                                     issuer="x", verification_code="CODE-S", verified_at=at, verified_by=NAME,
@@ -120,7 +120,7 @@ def test_the_scaffolded_jurisdiction_runs_as_a_bureau_on_the_broker(installed: P
                                   employer=EmployerRef(name="E", credit_code="C", region=region)), time=at)
     pub.flush()
     bureau_env = dict(env(), MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions))
-    state = installed.parent / "bureau-state"
+    state = provisioned(installed.parent / "bureau-state", f"bureau-{NAME}")
     result = subprocess.run(
         [MRA, "--state-dir", str(state), "--bootstrap", bootstrap, "bureau", "run", "-j", NAME, "--until-idle",
          "--json"], capture_output=True, text=True, env=bureau_env, timeout=120,

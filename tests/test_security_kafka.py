@@ -3,23 +3,34 @@ broker: each hole an attacker found, and the genuine event that must still win."
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from support.deployment import T0, Deployment
+from support.facts import verified
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mra.core.ids import stable_id
+from mra.events.publisher import Publisher
+from mra.events.signing import Signer
+from mra.services.audit import AUDITED_TOPICS, log_ends, read_log
+from mra.services.bureaus import open_bureau
+from mra.services.keys import KeyPaths, load_trust, rotate_key
 from mra.events.kafka import KafkaTransport
 from mra.events.schemas import EmploymentEnded
 from mra.events.topics import Topics
 from mra.services.audit import verify
 from mra.services.codes import read_code
 from mra.services.platform import check_code, revoke_code
-from tests.support.deployment import T0, Deployment
 
 pytestmark = pytest.mark.broker
 
@@ -130,3 +141,138 @@ def test_sqlite_wal_and_shm_files_are_private_while_open(
             d.close()
     finally:
         os.umask(old)
+
+
+# --- scoped grants --------------------------------------------------------------------------------------------
+
+
+def test_a_cross_jurisdiction_employment_event_is_refused(deployment: Deployment) -> None:
+    d = deployment
+    holder, _ = d.verified_and_employed()
+    before = d.eligible("beijing", holder)
+    hebei = d.publisher("hebei-intake")  # trusted for employment events, in Hebei
+    forged = hebei.publish(EmploymentEnded(holder_id=holder, jurisdiction="beijing", ended=T0.date()), time=T0)
+    hebei.flush()
+    d.settle("beijing")
+    assert d.eligible("beijing", holder) == before and before
+    (letter,) = [x for x in d.dead_letters() if x["id"] == forged.id]
+    assert letter["reason"].startswith("unauthorised") and "may not speak for jurisdiction 'beijing'" in letter["reason"]
+
+
+def test_a_holder_moves_from_beijing_to_tianjin_under_scoped_grants(deployment: Deployment) -> None:
+    d = deployment
+    holder, _ = d.verified_and_employed()
+    assert d.eligible("beijing", holder) and not d.eligible("tianjin", holder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MRA_")}
+    env |= {"MRA_TOPIC_PREFIX": d.topics.prefix, "MRA_PARTITIONS": str(d.topics.partitions)}
+    moved = subprocess.run(
+        [sys.executable, "-m", "mra.cli", "--state-dir", str(d.home), "--bootstrap", d.runtime.resolve_bootstrap(),
+         "employment", "move", "--holder", holder, "--from", "beijing", "--to", "tianjin",
+         "--employer", "天津示例金融科技有限公司", "--employer-code", "91120116MA05TJ0009", "--on", "2025-11-03", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    d.settle("beijing", "tianjin")
+    assert d.eligible("beijing", holder) == []
+    assert d.eligible("tianjin", holder)
+    assert d.dead_letters() == []
+    publishers = {e.type.split(".")[-2]: e.stamp.publisher for e in d.log("holders") if e.stamp and holder in e.key}
+    assert publishers["employment_ended"] == "beijing-intake" and publishers["employment_started"] == "tianjin-intake"
+
+
+# --- key lifecycle --------------------------------------------------------------------------------------------
+
+
+def _old_signer(home: Path, identity: str, kid: str) -> Signer:
+    """A key as whoever kept (or stole) the private key file holds it."""
+    held = json.loads(KeyPaths(home).signing_file(identity).read_text())
+    entry = next(k for k in held["keys"] if k["key_id"] == kid)
+    return Signer(identity, kid, Ed25519PrivateKey.from_private_bytes(base64.b64decode(entry["private_key"])))
+
+
+def _ends(d: Deployment) -> dict[str, int]:
+    return log_ends(d.transport, [d.topics.name(t) for t in AUDITED_TOPICS])
+
+
+def test_a_retired_key_verifies_what_it_signed_before_and_no_new_signature_even_backdated(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    holder, _ = d.verified_and_employed()
+    old = d.platform.publisher.signer
+    assert old is not None
+    rotated = rotate_key(d.home, "verification-platform", _ends(d))
+    assert rotated["retired"] == old.key_id
+    d.platform.close()
+    d._platform = None  # the platform restarts on its new key
+    forger = Publisher(d.transport, d.topics, "verification-platform", signer=_old_signer(d.home, *_id(old)))
+    # a certificate nobody verified, signed with the retired key and backdated a year
+    forged = forger.publish(
+        verified(holder, "BJ2025-I-047", request="r-forged", key="k-forged", code="FORGED-01"),
+        time=T0 - timedelta(days=365),
+    )
+    forger.flush()
+    d.settle("beijing")
+    (letter,) = [x for x in d.dead_letters() if x["id"] == forged.id]
+    assert letter["reason"].startswith("retired key") and "past its point" in letter["reason"]
+    certificates = d.bureau("beijing").store.db.execute("SELECT certificate_key FROM certificates").fetchall()
+    assert "k-forged" not in {r[0] for r in certificates}
+    # what the retired key signed before its point still verifies: a fresh reader of the whole log applies it
+    fresh = open_bureau(d.runtime, "beijing", registry=d.registry, transport=d.transport, group=False,
+                        db=d.home / "fresh.db")  # fmt: skip
+    try:
+        stats = fresh.run(until_idle=True, timeout=60)
+        assert stats.idle and fresh.store.active_decisions(holder) and stats.dead_lettered == 1
+    finally:
+        fresh.close()
+    trust = load_trust(d.home)
+    result = verify(d.transport, [d.topics.name(t) for t in AUDITED_TOPICS], complete=True, trust=trust)
+    past = [f for f in result.findings if f.kind == "past_key_point"]
+    assert [(f.offset, f.tampering) for f in past] == [(forged_offset(d, forged.id), True)]
+
+
+def _id(signer: Signer) -> tuple[str, str]:
+    return signer.identity, signer.key_id
+
+
+def forged_offset(d: Deployment, event_id: str) -> int:
+    return next(r.offset for r in read_log(d.transport, [d.topics.name("verification")]) if dict(r.headers)["ce_id"]
+                == event_id.encode())  # fmt: skip
+
+
+def test_a_revoked_key_is_refused_from_its_point_on_through_the_cli(
+    deployment: Deployment, bootstrap: str
+) -> None:
+    d = deployment
+    holder, _ = d.verified_and_employed()
+    before = d.eligible("beijing", holder)
+    stolen = d.publisher("beijing-intake").signer
+    assert stolen is not None and before
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MRA_")}
+    env |= {"MRA_TOPIC_PREFIX": d.topics.prefix, "MRA_PARTITIONS": str(d.topics.partitions)}
+    revoked = subprocess.run(
+        [sys.executable, "-m", "mra.cli", "--state-dir", str(d.home), "--bootstrap", bootstrap,
+         "keys", "revoke", stolen.key_id, "--reason", "the intake's laptop was stolen", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads(revoked.stdout)["replaced_by"]
+    thief = Publisher(d.transport, d.topics, "beijing-intake", signer=stolen)
+    forged = thief.publish(EmploymentEnded(holder_id=holder, jurisdiction="beijing", ended=T0.date()), time=T0)
+    thief.flush()
+    d.settle("beijing")
+    assert d.eligible("beijing", holder) == before
+    (letter,) = [x for x in d.dead_letters() if x["id"] == forged.id]
+    assert letter["reason"].startswith("revoked key") and "laptop was stolen" in letter["reason"]
+    audit = subprocess.run(
+        [sys.executable, "-m", "mra.cli", "--state-dir", str(d.home), "--bootstrap", bootstrap,
+         "audit", "verify", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    report = json.loads(audit.stdout)
+    assert audit.returncode != 0 and any(f["kind"] == "past_key_point" for f in report["findings"])
+    # the replacement key the state dir now holds is accepted
+    d._publishers.clear()
+    d.employ(holder, "beijing")
+    d.settle("beijing")
+    assert [x for x in d.dead_letters() if x["id"] != forged.id] == []

@@ -32,6 +32,8 @@ from mra.services.audit import read_log
 from mra.services.bureaus import Bureau, open_bureau
 from mra.services.runtime import Runtime
 
+from .signed import Genuine, provisioned, signed
+
 __all__ = [
     "BORN",
     "ENTRY",
@@ -159,7 +161,7 @@ def fact_id(event: Event) -> str:
 
 
 def publish(
-    pub: Publisher, events: Iterable[Event], *, at: datetime = T, ids: IdRule | Sequence[str] | None = fact_id
+    pub: Publisher | Genuine, events: Iterable[Event], *, at: datetime = T, ids: IdRule | Sequence[str] | None = fact_id
 ) -> list[str]:
     """Publish ``events`` at ``at`` and flush; return their ids.
 
@@ -196,10 +198,10 @@ class World:
         self.registry = registry
         self.bus = InMemoryTransport()
         self.bus.ensure_topics(topics.all())
-        self.runtime = Runtime(tmp, topics=topics)
-        self.pub = Publisher(self.bus, topics, identity)
+        self.runtime = Runtime(provisioned(tmp), topics=topics)
+        self.pub: Publisher | Genuine = signed(self.bus, topics, identity)
 
-    def publish(self, *events: Event, at: datetime = T, pub: Publisher | None = None) -> list[str]:
+    def publish(self, *events: Event, at: datetime = T, pub: Publisher | Genuine | None = None) -> list[str]:
         """Publish under content-derived ids, as one shared log carries each fact once."""
         return publish(pub or self.pub, events, at=at)
 
