@@ -98,7 +98,7 @@ def signed_log(b: Bench, topics: Topics, holders: int, seed: str, mode: str) -> 
     )
     trust = s.TrustStore(
         verification=s.VerificationSettings(mode=s.Mode(mode)),
-        identities={INTAKE: s.TrustedIdentity(may_publish=("cn.jjj.*",), keys=(key,))},
+        identities={INTAKE: s.TrustedIdentity(may_publish=("cn.jjj.*",), jurisdictions=("*",), keys=(key,))},
     )
     return sent, trust
 

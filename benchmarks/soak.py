@@ -483,7 +483,7 @@ class Harness:
         # speaks for every jurisdiction so the population's facts come from one publisher
         init_keys(self.state, standard_identities(self.registry.jurisdictions), Mode.PER_EVENT)
         if signer_for(self.state, "soak-intake") is None:
-            generate_key(self.state, "soak-intake", may_publish=["cn.jjj.*"])
+            generate_key(self.state, "soak-intake", may_publish=["cn.jjj.*"], jurisdictions=["*"], issuers=["*"])
         self.logs = self.work / "logs"
         self.logs.mkdir(exist_ok=True)
         self.topics = Topics(prefix=f"soak{config.seed}x{uuid.uuid4().hex[:6]}.", partitions=config.partitions)

@@ -133,8 +133,11 @@ def audit_verify(ctx: Ctx, topic_names: tuple[str, ...], timeout: float, as_json
     transport = runtime.connect(client_id="mra-audit")
     try:
         names = resolve_topics(transport, runtime.topics, topic_names)
+        from mra.services.keys import load_trust
+
+        trust = load_trust(ctx.state_dir)
         with working(_("walking the topics"), quiet=as_json):
-            result = verify(transport, names, complete=complete_view(names), timeout=timeout)
+            result = verify(transport, names, complete=complete_view(names), timeout=timeout, trust=trust)
     finally:
         transport.close()
     data = result.as_dict()

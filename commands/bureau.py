@@ -527,12 +527,16 @@ def employment_move(
     if from_j == to_j:
         raise ValidationFailed("--from and --to name the same jurisdiction")
     load_registry().jurisdiction(from_j)
-    publisher, regions = _intake(ctx, to_j, holder_id, ending=from_j)
+    # each jurisdiction's intake speaks for its own jurisdiction only: the end as the source's, the start as the
+    # destination's
+    leaving = _intake(ctx, from_j, holder_id, ending=from_j)[0]
+    arriving, regions = _intake(ctx, to_j, holder_id)
     day = _day(on)
     started = _started(holder_id, to_j, regions, day, **start)
-    ended = publisher.publish(EmploymentEnded(holder_id=holder_id, jurisdiction=from_j, ended=day), time=_at(day))
-    began = publisher.publish(started, time=_at(day))
-    publisher.flush()
+    ended = leaving.publish(EmploymentEnded(holder_id=holder_id, jurisdiction=from_j, ended=day), time=_at(day))
+    leaving.flush()
+    began = arriving.publish(started, time=_at(day))
+    arriving.flush()
     emit({"ended": ended.id, "started": began.id}, as_json, f"{holder_id} moved from {from_j} to {to_j} on {day}")
 
 

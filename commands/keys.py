@@ -24,6 +24,7 @@ from mra.services.keys import (
     list_keys,
     provision,
     restore_keys,
+    revoke_key,
     rotate_key,
     set_mode,
     standard_identities,
@@ -71,15 +72,43 @@ def init(ctx: Ctx, mode: str, as_json: bool) -> None:
     help="Event type pattern the identity may publish (repeatable), e.g. 'cn.jjj.holders.employment_*'. "
     "Default: what mra's identity of that name publishes.",
 )
+@click.option(
+    "--jurisdiction",
+    "jurisdictions",
+    multiple=True,
+    help="Jurisdiction whose events it may publish (repeatable; '*' for any). Default: a jurisdiction's intake and "
+    "bureau speak for their own jurisdiction only, the platform for every one, anyone else for none.",
+)
+@click.option(
+    "--issuer",
+    "issuers",
+    multiple=True,
+    help="Issuer whose certificates it may report on (repeatable; '*' for any). Default: the platform only.",
+)
 @json_option
 @pass_ctx
-def generate(ctx: Ctx, identity: str, patterns: tuple[str, ...], as_json: bool) -> None:
-    """A first key pair for a publisher identity, trusted in the trust store."""
-    result = generate_key(ctx.ensure_state_dir(), identity, may_publish=list(patterns) or None)
+def generate(
+    ctx: Ctx,
+    identity: str,
+    patterns: tuple[str, ...],
+    jurisdictions: tuple[str, ...],
+    issuers: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """A first key pair for a publisher identity, trusted in the trust store for event types, jurisdictions and
+    issuers."""
+    result = generate_key(
+        ctx.ensure_state_dir(),
+        identity,
+        may_publish=list(patterns) or None,
+        jurisdictions=list(jurisdictions) or None,
+        issuers=list(issuers) or None,
+    )
     emit(
         result,
         as_json,
-        f"{identity}: key {result['key_id']}, may publish {', '.join(result['may_publish'])}",
+        f"{identity}: key {result['key_id']}, may publish {', '.join(result['may_publish'])} "
+        f"for {', '.join(result['jurisdictions']) or 'no jurisdiction'}",
     )
 
 
@@ -88,9 +117,86 @@ def generate(ctx: Ctx, identity: str, patterns: tuple[str, ...], as_json: bool) 
 @json_option
 @pass_ctx
 def rotate(ctx: Ctx, identity: str, as_json: bool) -> None:
-    """A new signing key for an identity; the old one is retired but still verifies what it signed."""
-    result = rotate_key(ctx.ensure_state_dir(), identity)
+    """A new signing key for an identity; the old one is retired at the log's current end: it still verifies what
+    it signed before, and nothing written after (judged by the broker's positions, never by the event's time).
+    Needs the broker, to read where the log ends; then hand the trust store to the other machines
+    (`mra keys provision --to FILE`, `mra keys import FILE`)."""
+    result = rotate_key(ctx.ensure_state_dir(), identity, _log_ends(ctx))
     emit(result, as_json, f"{identity}: now signs with {result['key_id']} (retired {result['retired']})")
+
+
+def _log_ends(ctx: Ctx) -> dict[str, int]:
+    from mra.services.audit import AUDITED_TOPICS, log_ends
+
+    runtime = ctx.runtime()
+    transport = runtime.connect("mra-keys")
+    try:
+        return log_ends(transport, [runtime.topics.name(t) for t in AUDITED_TOPICS])
+    finally:
+        transport.close()
+
+
+def _positions(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        where, _, offset = part.strip().rpartition(":")
+        topic, _, partition = where.rpartition(":")
+        if not topic or not partition.isdigit() or not offset.isdigit():
+            raise MraError(f"--after {text!r}: give TOPIC:PARTITION:OFFSET[,...] or an ISO 8601 time")
+        out[f"{topic}:{partition}"] = int(offset)
+    return out
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", required=True, help="Why the key is revoked (compromised, lost, ...).")
+@click.option(
+    "--after",
+    help="The point of compromise: TOPIC:PARTITION:OFFSET[,...] (the first offsets refused; partitions not named "
+    "refuse from the log's current end), or a time (ISO 8601): the first record the key signed at or after it, "
+    "by the broker's record timestamp. Default: the log's current end.",
+)
+@json_option
+@pass_ctx
+def revoke(ctx: Ctx, key_id: str, reason: str, after: str | None, as_json: bool) -> None:
+    """Mark a key compromised: nothing it signed past the point is accepted by any reader of this trust store, and
+    `mra audit verify` reports what it signed past it. If this state dir signs with it, a new key replaces it."""
+    ends = _log_ends(ctx)
+    points = ends
+    if after:
+        try:
+            datetime.fromisoformat(after.replace("Z", "+00:00"))
+            points = _first_signed_after(ctx, key_id, after, ends)
+        except ValueError:
+            points = ends | _positions(after)
+    result = revoke_key(ctx.ensure_state_dir(), key_id, reason, points)
+    new = result["replaced_by"]
+    extra = f"; this state dir now signs as {result['identity']} with {new}" if new else ""
+    emit(result, as_json, f"key {key_id} of {result['identity']} revoked{extra}; hand the trust store to every machine")
+
+
+def _first_signed_after(ctx: Ctx, key_id: str, when: str, ends: dict[str, int]) -> dict[str, int]:
+    from mra.services.audit import AUDITED_TOPICS, read_log
+
+    try:
+        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        raise MraError(f"--after {when!r}: not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    ms = at.timestamp() * 1000
+    points = dict(ends)
+    runtime = ctx.runtime()
+    transport = runtime.connect("mra-keys")
+    try:
+        for r in read_log(transport, [runtime.topics.name(t) for t in AUDITED_TOPICS]):
+            where = f"{r.topic}:{r.partition}"
+            signed_by = dict(r.headers).get("ce_mrakey")
+            if signed_by == key_id.encode() and r.timestamp_ms >= ms and r.offset < points.get(where, r.offset + 1):
+                points[where] = r.offset
+    finally:
+        transport.close()
+    return points
 
 
 @keys.command("list")
@@ -116,7 +222,11 @@ def list_(ctx: Ctx, as_json: bool) -> None:
         lines = [f"verification: {settings.mode.value}; trust store {d['trust_store']}"]
         for r in rows:
             here = "" if r["private_key_here"] else "  (public key only)"
-            lines.append(f"{r['identity']}{here}: may publish {', '.join(r['may_publish']) or 'nothing'}")
+            lines.append(
+                f"{r['identity']}{here}: may publish {', '.join(r['may_publish']) or 'nothing'} "
+                f"for {', '.join(r['jurisdictions']) or 'no jurisdiction'}"
+                + (f", issuers {', '.join(r['issuers'])}" if r["issuers"] else "")
+            )
             for k in r["keys"]:
                 state = "active" if k["active"] else f"retired {k['retired'][:10]}" if k["retired"] else "trusted"
                 lines.append(f"    {k['key_id']}  created {k['created'][:10]}  {state}")

@@ -171,7 +171,7 @@ class Processor:
         max_records: int = 1000,
         poll_ms: int = 200,
         retries: int = 2,
-        validate: Callable[[Envelope], str | None] | None = None,
+        validate: Callable[[Envelope, Record | None], str | None] | None = None,
         after_batch: Callable[[], None] | None = None,
         backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
@@ -315,7 +315,7 @@ class Processor:
                 dead.append(DeadLetter(r, f"cannot decode: {type(e).__name__}: {str(e)[:500]}"))
                 continue
             try:
-                problem = self.validate(env) if self.validate else None
+                problem = self.validate(env, r) if self.validate else None
             except Exception as e:
                 problem = f"validation failed: {type(e).__name__}: {str(e)[:500]}"
             if problem:

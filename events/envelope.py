@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from mra.events.schemas import Event, UnknownEventType, event_class, upcast
 __all__ = [
     "CONTENT_TYPE",
     "KEY_ATTR",
+    "MAX_ATTRIBUTE_CHARS",
     "SIGNATURE_ATTR",
     "DecodeError",
     "Envelope",
@@ -54,6 +56,9 @@ __all__ = [
 CONTENT_TYPE = "application/json"
 SPECVERSION = "1.0"
 MAX_MESSAGE_BYTES = 1_000_000
+MAX_ATTRIBUTE_CHARS = 4096
+"""The longest ``ce_*`` attribute value read (ids, types, sources, signatures are far shorter)."""
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 _REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type")
 DATASCHEMA_PREFIX = "urn:mra:schema:"
@@ -346,15 +351,23 @@ def decode(record: Record) -> Envelope:
     text: dict[str, str] = {}
     extensions: dict[str, str] = {}
     ctype_raw: bytes | None = None
-    for name, value in record.headers:  # a repeated header: the last one counts
+    for name, value in record.headers:
         if type(value) is not bytes:
             value = bytes(value or b"")
         if name.startswith("ce_"):
+            if name in text:  # readers disagree on which copy counts: the record means two things
+                raise DecodeError(f"header {name} appears more than once")
             try:
                 text[name] = s = value.decode()
             except UnicodeDecodeError:
                 raise DecodeError(f"header {name} is not UTF-8") from None
+            if not s and name != "ce_mraprev":  # the first event of a chain names no predecessor
+                raise DecodeError(f"header {name} is empty (a CloudEvents attribute has a value or is absent)")
+            if len(s) > MAX_ATTRIBUTE_CHARS:
+                raise DecodeError(f"header {name} is longer than {MAX_ATTRIBUTE_CHARS} characters")
             if name not in _NOT_EXTENSIONS:
+                if not _EXTENSION_NAME.match(name[3:]):
+                    raise DecodeError(f"header {name} is not a CloudEvents attribute name (a-z, 0-9, at most 20)")
                 extensions[name[3:]] = s
         elif name == "content-type":
             ctype_raw = value
@@ -405,6 +418,8 @@ def decode(record: Record) -> Envelope:
             stamp = Stamp(text["ce_mrapublisher"], text["ce_mraepoch"], int(text["ce_mraseq"]), text["ce_mraprev"])
         except (KeyError, ValueError):
             raise DecodeError("incomplete or malformed publisher stamp") from None
+        if stamp.seq < 0:
+            raise DecodeError("malformed publisher stamp: a negative mraseq")
     subject = text.get("ce_subject", "")
     ident, source = text["ce_id"], text["ce_source"]
     if not ident.strip() or not source.strip():  # CloudEvents 1.0: both non-empty

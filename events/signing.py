@@ -44,8 +44,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mra.events.bus import TopicPartition, Transport
 from mra.events.consumer import DeadLetter, Delivery, Handler, dead_letter_headers
-from mra.events.envelope import KEY_ATTR, SIGNATURE_ATTR, Envelope, Stamp, content_hash, time_text
-from mra.events.schemas import Checkpoint, EmploymentEnded, checkpoint_class, parse_type
+from mra.events.envelope import KEY_ATTR, SIGNATURE_ATTR, Envelope, Record, Stamp, content_hash, time_text
+from mra.events.schemas import (
+    BenefitDecided,
+    CatalogueEditionPublished,
+    CertificateVerified,
+    Checkpoint,
+    EmploymentEnded,
+    Event,
+    VerificationRequested,
+    checkpoint_class,
+    parse_type,
+)
 from mra.events.topics import Topics
 
 __all__ = [
@@ -66,6 +76,8 @@ __all__ = [
     "canonical_event",
     "dead_letter_sender",
     "default_grants",
+    "default_scope",
+    "event_scope",
     "key_id",
     "make_checkpoint",
     "measure_signing",
@@ -202,10 +214,38 @@ class TrustedKey(_Model):
     created: datetime
     retired: datetime | None = Field(None, description="set when rotated out; it still verifies what it signed")
     instance: str = Field("", description="which running instance of the identity holds the private key")
+    revoked: datetime | None = Field(None, description="set when the key was compromised")
+    reason: str = Field("", description="why it was revoked")
+    until: dict[str, int] | None = Field(
+        None,
+        description="for a retired or revoked key: per partition ('topic:partition'), the first offset it no longer "
+        "verifies (the log's end when it was retired, or the point of compromise); a partition not named: none",
+    )
+
+    @property
+    def ended(self) -> bool:
+        """Retired or revoked: it verifies only events written before its point."""
+        return self.retired is not None or self.revoked is not None
+
+    def past_point(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether an event at this position is past the key's point (always False for an active key)."""
+        if not self.ended:
+            return False
+        return offset >= (self.until or {}).get(f"{topic}:{partition}", 0)
 
 
 class TrustedIdentity(_Model):
     may_publish: tuple[str, ...] = Field((), description="event type patterns, e.g. cn.jjj.verification.*")
+    jurisdictions: tuple[str, ...] | None = Field(
+        None,
+        description="jurisdictions whose events the identity may publish ('*': any); None: the default for its name "
+        "(default_scope): a jurisdiction's intake and bureau speak for that jurisdiction only",
+    )
+    issuers: tuple[str, ...] | None = Field(
+        None,
+        description="issuers whose certificates the identity may report on ('*': any); None: the default for its name "
+        "(only the platform and its intake)",
+    )
     keys: tuple[TrustedKey, ...] = ()
 
 
@@ -241,6 +281,28 @@ class TrustStore(_Model):
             name = ce_type
         return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(ce_type, p) for p in ident.may_publish)
 
+    def scope(self, identity: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The jurisdictions and issuers ``identity`` may speak for: its grant's, or the default for its name."""
+        ident = self.identities.get(identity)
+        jurisdictions, issuers = default_scope(identity)
+        if ident is not None and ident.jurisdictions is not None:
+            jurisdictions = ident.jurisdictions
+        if ident is not None and ident.issuers is not None:
+            issuers = ident.issuers
+        return jurisdictions, issuers
+
+    def out_of_scope(self, identity: str, data: Event) -> str | None:
+        """Why ``identity`` may not publish ``data`` (a jurisdiction or issuer it does not speak for), or None."""
+        jurisdiction, issuer = event_scope(data)
+        jurisdictions, issuers = self.scope(identity)
+        if jurisdiction is not None and "*" not in jurisdictions and jurisdiction not in jurisdictions:
+            allowed = ", ".join(jurisdictions) or "none"
+            return f"{identity} may not speak for jurisdiction {jurisdiction!r} (it speaks for: {allowed})"
+        if issuer is not None and "*" not in issuers and issuer not in issuers:
+            allowed = ", ".join(issuers) or "none"
+            return f"{identity} may not report on certificates of issuer {issuer!r} (it may for: {allowed})"
+        return None
+
     def with_key(
         self,
         identity: str,
@@ -261,6 +323,33 @@ class TrustStore(_Model):
         grants = tuple(may_publish) if may_publish is not None else ident.may_publish
         updated = TrustedIdentity(may_publish=grants, keys=(*keys, key))
         return self.model_copy(update={"identities": {**self.identities, identity: updated}})
+
+
+def default_scope(identity: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The jurisdictions and issuers mra's own identities speak for, by their names: the platform and its intake
+    for every jurisdiction and issuer, a jurisdiction's intake and bureau for that jurisdiction only, anyone else
+    for none."""
+    if identity in ("verification-platform", "platform-intake"):
+        return ("*",), ("*",)
+    if identity.endswith("-intake"):
+        return (identity.removesuffix("-intake"),), ()
+    if identity.startswith("bureau-"):
+        return (identity.removeprefix("bureau-"),), ()
+    return (), ()
+
+
+def event_scope(data: Event) -> tuple[str | None, str | None]:
+    """The jurisdiction and the issuer an event speaks for (None where it names none)."""
+    if isinstance(data, CatalogueEditionPublished):
+        return data.edition.jurisdiction, None
+    if isinstance(data, BenefitDecided):
+        return data.decision.jurisdiction, None
+    if isinstance(data, CertificateVerified):
+        return data.verified_by, data.issuer
+    if isinstance(data, VerificationRequested):
+        return None, data.issuer
+    jurisdiction = getattr(data, "jurisdiction", None)
+    return (jurisdiction if isinstance(jurisdiction, str) else None), None
 
 
 def default_grants(identity: str) -> tuple[str, ...] | None:
@@ -327,13 +416,33 @@ class Verifier:
     def _use(self, trust: TrustStore) -> None:
         self.trust = trust
         self._keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
+        self._entries: dict[str, TrustedKey] = {}
         for name, ident in trust.identities.items():
             for k in ident.keys:
                 try:
                     raw = base64.b64decode(k.public_key, validate=True)
                     self._keys[k.key_id] = (name, Ed25519PublicKey.from_public_bytes(raw))
+                    self._entries[k.key_id] = k
                 except (binascii.Error, ValueError):
                     continue  # a damaged entry verifies nothing
+
+    def _ended(self, kid: str, what: str, record: Record | None) -> str | None:
+        """Why a retired or revoked key cannot vouch for ``what`` at this position, or None. The position is the
+        broker's (where the record was written), which the signer does not control; ``ce_time`` is not used."""
+        entry = self._entries.get(kid)
+        if entry is None or not entry.ended:
+            return None
+        state = "revoked" if entry.revoked is not None else "retired"
+        why = f" ({entry.reason})" if entry.reason else ""
+        if record is None:
+            return f"{state} key: {kid}{why} signed {what}; a {state} key vouches only for positions before its point"
+        if entry.past_point(record.topic, record.partition, record.offset):
+            last = (entry.until or {}).get(f"{record.topic}:{record.partition}", 0)
+            return (
+                f"{state} key: {kid}{why} signed {what} at {record.topic}[{record.partition}]@{record.offset}, past "
+                f"its point (it vouches for offsets below {last} of that partition only)"
+            )
+        return None
 
     def _key(self, kid: str) -> tuple[str, Ed25519PublicKey] | None:
         found = self._keys.get(kid)
@@ -343,6 +452,14 @@ class Verifier:
                 self._use(fresh)
                 found = self._keys.get(kid)
         return found
+
+    def refresh(self) -> None:
+        """Take up a trust store changed since it was read (a key retired or revoked, an instance added): readers
+        honour a revocation from the next event they read."""
+        if self._reload is not None:
+            fresh = self._reload()
+            if fresh is not None:
+                self._use(fresh)
 
     def authorise(self, env: Envelope) -> str | None:
         """The publisher stamp names an identity the trust store lets publish this event type."""
@@ -360,9 +477,12 @@ class Verifier:
         if not self.trust.may_publish(who, env.type):
             granted = ", ".join(self.trust.identities[who].may_publish) or "nothing"
             return f"unauthorised: {who} may not publish {env.type} (the trust store lets it publish {granted})"
+        beyond = self.trust.out_of_scope(who, env.data)
+        if beyond:
+            return f"unauthorised: {env.type} {env.id}: {beyond}"
         return None
 
-    def signature(self, env: Envelope) -> str | None:
+    def signature(self, env: Envelope, record: Record | None = None) -> str | None:
         """The event's ``mrasig`` verifies under the ``mrakey`` key, which belongs to the stamped publisher."""
         who = env.stamp.publisher if env.stamp else "?"
         sig, kid = env.extensions.get(SIGNATURE_ATTR), env.extensions.get(KEY_ATTR)
@@ -380,9 +500,9 @@ class Verifier:
             public.verify(base64.b64decode(sig, validate=True), canonical_event(env, kid))
         except (InvalidSignature, binascii.Error, ValueError):
             return f"bad signature: {env.type} {env.id} from {who} does not verify under key {kid}"
-        return None
+        return self._ended(kid, f"{env.type} {env.id} as {who}", record)
 
-    def checkpoint(self, env: Envelope) -> str | None:
+    def checkpoint(self, env: Envelope, record: Record | None = None) -> str | None:
         """A checkpoint's own signature; a good one goes into the book."""
         cp = env.data
         if not isinstance(cp, Checkpoint):
@@ -402,28 +522,34 @@ class Verifier:
             public.verify(base64.b64decode(cp.signature, validate=True), message)
         except (InvalidSignature, binascii.Error, ValueError):
             return f"bad checkpoint: {env.id} of {cp.publisher} does not verify under key {cp.key_id}"
+        ended = self._ended(cp.key_id, f"checkpoint {env.id} of {cp.publisher}", record)
+        if ended:
+            return ended
         if self.book is not None:
             self.book.add(cp.publisher, cp.epoch, cp.first_seq, cp.prev, cp.hashes)
         return None
 
-    def per_event(self, env: Envelope) -> str | None:
-        """``validate`` in per-event mode: authorised and signed, or a verified checkpoint."""
+    def per_event(self, env: Envelope, record: Record | None = None) -> str | None:
+        """``validate`` in per-event mode: authorised and signed, or a verified checkpoint; ``record`` is where it
+        was read (a retired or revoked key vouches only for positions before its point)."""
+        self.refresh()
         problem = self.authorise(env)
         if problem:
             return problem
         if isinstance(env.data, Checkpoint):
-            return self.checkpoint(env)
-        return self.signature(env)
+            return self.checkpoint(env, record)
+        return self.signature(env, record)
 
-    def screen(self, env: Envelope) -> str | None:
+    def screen(self, env: Envelope, record: Record | None = None) -> str | None:
         """``validate`` in checkpoint mode: the cheap checks now; an unsigned event waits in the gate."""
+        self.refresh()
         problem = self.authorise(env)
         if problem:
             return problem
         if isinstance(env.data, Checkpoint):
-            return self.checkpoint(env)
+            return self.checkpoint(env, record)
         if SIGNATURE_ATTR in env.extensions:
-            return self.signature(env)
+            return self.signature(env, record)
         return None
 
 
@@ -570,7 +696,7 @@ class Guard:
     gates: list[CheckpointGate] = field(default_factory=list)
 
     @property
-    def validate(self) -> Callable[[Envelope], str | None] | None:
+    def validate(self) -> Callable[[Envelope, Record | None], str | None] | None:
         if self.mode is Mode.OFF or self.verifier is None:
             return None
         return self.verifier.per_event if self.mode is Mode.PER_EVENT else self.verifier.screen
@@ -631,6 +757,7 @@ def measure_signing(events: int = 2000, every: int = 100) -> SigningCosts:
         identities={
             "bench": TrustedIdentity(
                 may_publish=("cn.jjj.*",),
+                jurisdictions=("*",),
                 keys=(
                     TrustedKey(
                         key_id=signer.key_id,

@@ -48,7 +48,7 @@ from mra.events.benefits import (
     withdrawn_in,
 )
 from mra.events.bus import TopicPartition, Transport
-from mra.events.envelope import DecodeError, Envelope, Record, content_hash, decode
+from mra.events.envelope import KEY_ATTR, DecodeError, Envelope, Record, content_hash, decode
 from mra.events.schemas import (
     CatalogueEditionPublished,
     CatalogueEntryWithdrawn,
@@ -65,6 +65,7 @@ from mra.events.schemas import (
     VerificationRejected,
     VerificationRequested,
 )
+from mra.events.signing import TrustStore
 from mra.events.topics import LOGICAL_TOPICS, Topics
 from mra.services.labels import LIST_SEPARATOR, export_header
 
@@ -77,6 +78,7 @@ __all__ = [
     "complete_view",
     "export_columns",
     "export_decisions",
+    "log_ends",
     "read_log",
     "resolve_topics",
     "trail",
@@ -132,6 +134,30 @@ def read_log(transport: Transport, names: Sequence[str], *, timeout: float | Non
                 return
             if timeout is not None and time.monotonic() - started > timeout:
                 raise MraError(f"did not reach the end of {', '.join(names)} within {timeout:.0f}s")
+    finally:
+        reader.close()
+
+
+def log_ends(transport: Transport, names: Sequence[str], *, timeout: float = 60) -> dict[str, int]:
+    """The next offset of every partition of ``names`` (``"topic:partition"``), found by reading past the end the
+    broker reports until a poll returns nothing (a broker may under-report its log end)."""
+    reader = transport.reader(list(names))
+    try:
+        assigned = reader.assignment()
+        if not assigned:
+            return {}
+        ends = reader.end_offsets(assigned)
+        for tp in assigned:
+            reader.seek(tp, max(0, ends.get(tp, 0) - 1))
+        started = time.monotonic()
+        while True:
+            if not reader.poll(200, 5000):
+                reported = reader.end_offsets(assigned)
+                if all(reader.position(tp) >= reported.get(tp, 0) for tp in assigned):
+                    break
+            if time.monotonic() - started > timeout:
+                raise MraError(f"did not reach the end of {', '.join(names)} within {timeout:.0f}s")
+        return {f"{t}:{p}": reader.position((t, p)) for t, p in sorted(assigned)}
     finally:
         reader.close()
 
@@ -406,7 +432,17 @@ def write_export(rows: Iterable[dict[str, Any]], path: Path) -> str:
 # --- tamper evidence ------------------------------------------------------------------------------------------
 
 TAMPERING = frozenset(
-    {"altered", "missing", "broken_chain", "reordered", "conflict", "unstamped", "malformed", "id_reused"}
+    {
+        "altered",
+        "missing",
+        "broken_chain",
+        "reordered",
+        "conflict",
+        "unstamped",
+        "malformed",
+        "id_reused",
+        "past_key_point",
+    }
 )
 """Finding kinds that are evidence of tampering; the others (redelivery, resent, gap_unverified) are reported for
 the record."""
@@ -648,17 +684,46 @@ def _chain(
     return out
 
 
+def _past_point(r: Record, trust: TrustStore) -> Finding | None:
+    """An event signed by a retired or revoked key at a position past the key's point."""
+    kid = next((bytes(v or b"").decode(errors="replace") for k, v in r.headers if k == f"ce_{KEY_ATTR}"), None)
+    found = trust.key(kid) if kid else None
+    if found is None:
+        return None
+    owner, key = found
+    if not key.past_point(r.topic, r.partition, r.offset):
+        return None
+    state = f"revoked on {key.revoked:%Y-%m-%d} ({key.reason})" if key.revoked else f"retired on {key.retired:%Y-%m-%d}"
+    return Finding(
+        "past_key_point",
+        r.topic,
+        r.partition,
+        r.offset,
+        f"signed by {owner}'s key {kid}, {state}, at a position past its point: readers refuse it",
+        owner,
+    )
+
+
 def verify(
-    transport: Transport, names: Sequence[str], *, complete: bool, timeout: float | None = 600
+    transport: Transport,
+    names: Sequence[str],
+    *,
+    complete: bool,
+    timeout: float | None = 600,
+    trust: TrustStore | None = None,
 ) -> Verification:
     """Check every record's content hash against its stamp and every epoch's chain across ``names``.
 
     ``complete`` says the topics read are every topic the publishers write to: only then is a gap proof of a
-    missing event; otherwise it may be an event on a topic not read, and is reported as unverified."""
+    missing event; otherwise it may be an event on a topic not read, and is reported as unverified. With ``trust``,
+    events signed by retired or revoked keys past their point are reported too."""
     result = Verification(topics=list(names), complete=complete)
     stamped: list[_Stamped] = []
     for r in read_log(transport, names, timeout=timeout):
         result.records += 1
+        past = _past_point(r, trust) if trust is not None else None
+        if past is not None:
+            result.findings.append(past)
         read = _read_stamp(r)
         if read is None:
             continue

@@ -285,9 +285,11 @@ def _scenario(state_dir: Path, bootstrap: str, say: Callable[[str], None]) -> De
         for who, dest in (("Jane Smith", "tianjin"), ("王立新", "hebei")):
             hid = subs[who].holder_id
             beijing_intake.publish(EmploymentEnded(holder_id=hid, jurisdiction="beijing", ended=move_day), time=at)
-            _employ(beijing_intake, hid, dest, DESTINATION_EMPLOYERS[dest], move_day, at)
+            beijing_intake.flush()
+            arriving = runtime.publisher(transport, f"{dest}-intake")  # each intake speaks for its own jurisdiction
+            _employ(arriving, hid, dest, DESTINATION_EMPLOYERS[dest], move_day, at)
+            arriving.flush()
             step(f"{who} moved from Beijing to {dest.capitalize()} on {move_day}")
-        beijing_intake.flush()
         settle()
 
         revoked_at = T0 + timedelta(days=60)

@@ -22,7 +22,7 @@ import secrets
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from mra.events.signing import (
     Verifier,
     dead_letter_sender,
     default_grants,
+    default_scope,
     key_id,
     public_key_text,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "open_publisher",
     "provision",
     "restore_keys",
+    "revoke_key",
     "rotate_key",
     "save_trust",
     "set_mode",
@@ -289,9 +291,16 @@ def _new_key(now: datetime) -> tuple[_PrivateKey, TrustedKey]:
 
 
 def generate_key(
-    state_dir: Path, identity: str, *, may_publish: Sequence[str] | None = None, now: datetime | None = None
+    state_dir: Path,
+    identity: str,
+    *,
+    may_publish: Sequence[str] | None = None,
+    jurisdictions: Sequence[str] | None = None,
+    issuers: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """A first key pair for ``identity``, trusted for ``may_publish`` (default: what mra's identity publishes)."""
+    """A first key pair for ``identity``, trusted for ``may_publish`` (default: what mra's identity publishes) in
+    ``jurisdictions`` and for ``issuers`` (default: what mra's identity of that name speaks for; '*' for any)."""
     _check_identity(identity)
     paths = KeyPaths(state_dir)
     grants = tuple(may_publish) if may_publish else default_grants(identity)
@@ -310,12 +319,30 @@ def generate_key(
             _SigningFile(identity=identity, active=private.key_id, keys=(private,)).model_dump_json(indent=2).encode(),
         )
         trust = (load_trust(state_dir) or TrustStore()).with_key(identity, public, grants)
+        scope_j, scope_i = default_scope(identity)
+        scoped = trust.identities[identity].model_copy(
+            update={
+                "jurisdictions": tuple(jurisdictions) if jurisdictions else scope_j,
+                "issuers": tuple(issuers) if issuers else scope_i,
+            }
+        )
+        trust = trust.model_copy(update={"identities": {**trust.identities, identity: scoped}})
         save_trust(state_dir, trust)
-    return {"identity": identity, "key_id": public.key_id, "may_publish": list(grants), "created": now.isoformat()}
+    return {
+        "identity": identity,
+        "key_id": public.key_id,
+        "may_publish": list(grants),
+        "jurisdictions": list(scoped.jurisdictions or ()),
+        "issuers": list(scoped.issuers or ()),
+        "created": now.isoformat(),
+    }
 
 
-def rotate_key(state_dir: Path, identity: str, now: datetime | None = None) -> dict[str, Any]:
-    """A new active key for ``identity``; the old ones are kept (retired) and still verify what they signed."""
+def rotate_key(
+    state_dir: Path, identity: str, until: Mapping[str, int], now: datetime | None = None
+) -> dict[str, Any]:
+    """A new active key for ``identity``; the one it replaces is retired at ``until`` (the log's end per partition,
+    ``"topic:partition"`` → next offset): it still verifies what it signed before, and nothing written after."""
     _check_identity(identity)
     paths = KeyPaths(state_dir)
     now = now or datetime.now(UTC)
@@ -325,15 +352,86 @@ def rotate_key(state_dir: Path, identity: str, now: datetime | None = None) -> d
             raise NotFound(f"{identity} has no key to rotate: `mra keys generate {identity}`")
         private, public = _new_key(now)
         kept = tuple(k if k.retired else k.model_copy(update={"retired": now}) for k in current.keys)
+        trust = load_trust(state_dir) or TrustStore()
+        _check_ends(until)
         _write(
             paths.signing_file(identity),
             _SigningFile(identity=identity, active=private.key_id, keys=(*kept, private))
             .model_dump_json(indent=2)
             .encode(),
         )
-        trust = (load_trust(state_dir) or TrustStore()).with_key(identity, public, retire=[current.active])
+        trust = _mark(trust.with_key(identity, public, retire=[current.active]), current.active, until=dict(until))
         save_trust(state_dir, trust)
-    return {"identity": identity, "key_id": public.key_id, "retired": current.active, "created": now.isoformat()}
+    return {
+        "identity": identity,
+        "key_id": public.key_id,
+        "retired": current.active,
+        "created": now.isoformat(),
+        "until": dict(until),
+    }
+
+
+def _check_ends(until: Mapping[str, int]) -> None:
+    for where, offset in until.items():
+        topic, _, partition = where.rpartition(":")
+        if not topic or not partition.isdigit() or not isinstance(offset, int) or offset < 0:
+            raise ValidationFailed(f"{where}={offset}: a position is topic:partition=offset")
+
+
+def _mark(trust: TrustStore, kid: str, **update: Any) -> TrustStore:
+    """``trust`` with key ``kid``'s entry updated."""
+    found = trust.key(kid)
+    if found is None:
+        raise NotFound(f"no key {kid} in the trust store")
+    owner, _ = found
+    ident = trust.identities[owner]
+    keys = tuple(k.model_copy(update=update) if k.key_id == kid else k for k in ident.keys)
+    return trust.model_copy(update={"identities": {**trust.identities, owner: ident.model_copy(update={"keys": keys})}})
+
+
+def revoke_key(
+    state_dir: Path, kid: str, reason: str, until: Mapping[str, int], now: datetime | None = None
+) -> dict[str, Any]:
+    """Mark key ``kid`` compromised: from ``until`` on (per partition, ``"topic:partition"`` → first offset
+    refused; a partition not named refuses everything) nothing it signed is accepted. If this state dir signs with
+    it, a new key replaces it here."""
+    if not reason.strip():
+        raise ValidationFailed("give the reason for the revocation (--reason)")
+    _check_ends(until)
+    now = now or datetime.now(UTC)
+    paths = KeyPaths(state_dir)
+    replaced = None
+    with _locked(paths):
+        trust = load_trust(state_dir)
+        if trust is None or trust.key(kid) is None:
+            raise NotFound(f"no key {kid} in the trust store of {state_dir}")
+        owner, entry = trust.key(kid)  # type: ignore[misc]
+        earlier = dict(entry.until or {}) if entry.retired is not None else None
+        points = dict(until)
+        if earlier is not None:  # a retired key: its point only moves earlier
+            points = {w: min(o, earlier.get(w, o)) for w, o in points.items()}
+        trust = _mark(trust, kid, revoked=now, reason=reason.strip(), until=points)
+        held = _read_signing(paths, owner)
+        if held is not None and held.active == kid:
+            private, public = _new_key(now)
+            kept = tuple(k.model_copy(update={"retired": k.retired or now}) for k in held.keys)
+            _write(
+                paths.signing_file(owner),
+                _SigningFile(identity=owner, active=private.key_id, keys=(*kept, private))
+                .model_dump_json(indent=2)
+                .encode(),
+            )
+            trust = trust.with_key(owner, public)
+            replaced = public.key_id
+        save_trust(state_dir, trust)
+    return {
+        "key_id": kid,
+        "identity": owner,
+        "revoked": now.isoformat(),
+        "reason": reason.strip(),
+        "until": points,
+        "replaced_by": replaced,
+    }
 
 
 PROVISION_FORMAT = "mra-provision/1"
@@ -442,10 +540,13 @@ def list_keys(state_dir: Path) -> list[dict[str, Any]]:
     for name, ident in sorted(trust.identities.items()):
         held = _read_signing(paths, name)
         active = held.active if held else None
+        jurisdictions, issuers = trust.scope(name)
         out.append(
             {
                 "identity": name,
                 "may_publish": list(ident.may_publish),
+                "jurisdictions": list(jurisdictions),
+                "issuers": list(issuers),
                 "private_key_here": held is not None,
                 "keys": [
                     {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.facts import T, ended, entry_withdrawn, fact_id, holder_facts, publish
-from support.signed import provisioned
+from support.signed import provisioned, signed
 
 from mra.cli import main
 from mra.core.plugins import load_registry
@@ -74,7 +74,7 @@ def test_trail_export_and_verify_of_a_live_bureau(
     kafka: KafkaTransport, topics: Topics, bootstrap: str, tmp_path: Path, mra: Callable[..., Ran]
 ) -> None:
     runtime = Runtime(provisioned(tmp_path / "state"), bootstrap, topics)
-    pub = Publisher(kafka, topics, "test-intake")
+    pub = signed(kafka, topics, "test-intake")
     publish(pub, holder_facts("h1") + holder_facts("h2", "BJ2025-I-047"))
     withdrawal = entry_withdrawn("BJ2025-I-047", effective=date(2026, 1, 1), reason="monitoring")
     publish(pub, [withdrawal], at=T + timedelta(days=1))

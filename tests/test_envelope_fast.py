@@ -392,9 +392,11 @@ def test_a_v1_body_its_upcaster_cannot_read_is_a_decode_error_naming_the_step(ye
 
 def test_headers_given_as_bytearray_or_none_are_read_as_bytes() -> None:
     key, value, headers = message(started())
-    loose: list[tuple[str, Any]] = [(k, bytearray(v)) for k, v in headers] + [("ce_note", None)]
+    loose: list[tuple[str, Any]] = [(k, bytearray(v)) for k, v in headers] + [("ce_note", bytearray(b"n"))]
     env = decode(Record("q.holders", 0, 0, key, value, tuple(loose)))
-    assert env.data == started() and env.extensions == {"note": ""}
+    assert env.data == started() and env.extensions == {"note": "n"}
+    with pytest.raises(DecodeError, match="ce_note is empty"):  # None reads as b"": an empty attribute
+        decode(Record("q.holders", 0, 0, key, value, (*loose[:-1], ("ce_note", None))))
 
 
 def test_a_record_without_ce_time_and_with_an_impossible_timestamp_is_refused() -> None:

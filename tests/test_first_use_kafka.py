@@ -87,7 +87,7 @@ def test_unsigned_events_on_a_fresh_install_are_dead_lettered_and_decide_nothing
             assert len(letters) == 3 and all(h["mra_dlq_reason"].startswith(b"unsigned") for h in letters)
         finally:
             transport.close()
-        db = next((state / "bureaus").glob("*beijing*.db"))
+        db = next((state / "bureaus").rglob("beijing.db"))
         with sqlite3.connect(db) as c:
             assert c.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
     finally:

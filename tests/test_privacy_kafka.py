@@ -26,7 +26,12 @@ pytestmark = pytest.mark.broker
 PERSONAL = [
     value
     for raw in REQUESTS.values()
-    for value in (raw["holder"]["name"], raw["holder"]["document_number"], raw["holder"]["birth_date"])
+    for value in (
+        raw["holder"]["name"],
+        raw["holder"]["document_number"],
+        raw["holder"]["birth_date"],
+        raw["certificate"]["number"],  # it maps to a person through the issuer's public register
+    )
 ]
 PERSONAL += [p.replace("-", "") for p in PERSONAL if p[:2] in ("19", "20")]  # 19880412, …
 

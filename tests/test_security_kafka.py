@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -14,23 +15,23 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.deployment import T0, Deployment
 from support.facts import verified
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from mra.core.ids import stable_id
-from mra.events.publisher import Publisher
-from mra.events.signing import Signer
-from mra.services.audit import AUDITED_TOPICS, log_ends, read_log
-from mra.services.bureaus import open_bureau
-from mra.services.keys import KeyPaths, load_trust, rotate_key
 from mra.events.kafka import KafkaTransport
-from mra.events.schemas import EmploymentEnded
+from mra.events.publisher import Publisher
+from mra.events.schemas import EmploymentEnded, VerificationRequested
+from mra.events.signing import Signer
 from mra.events.topics import Topics
-from mra.services.audit import verify
+from mra.services.audit import AUDITED_TOPICS, log_ends, read_log, verify
+from mra.services.bureaus import open_bureau
 from mra.services.codes import read_code
-from mra.services.platform import check_code, revoke_code
+from mra.services.demo import REQUESTS
+from mra.services.keys import KeyPaths, load_trust, rotate_key
+from mra.services.platform import PlatformPaths, check_code, revoke_code
+from mra.services.privacy import ErasedHolder, PersonalData, erase_holder, is_sealed
 
 pytestmark = pytest.mark.broker
 
@@ -156,7 +157,8 @@ def test_a_cross_jurisdiction_employment_event_is_refused(deployment: Deployment
     d.settle("beijing")
     assert d.eligible("beijing", holder) == before and before
     (letter,) = [x for x in d.dead_letters() if x["id"] == forged.id]
-    assert letter["reason"].startswith("unauthorised") and "may not speak for jurisdiction 'beijing'" in letter["reason"]
+    assert letter["reason"].startswith("unauthorised")
+    assert "may not speak for jurisdiction 'beijing'" in letter["reason"]
 
 
 def test_a_holder_moves_from_beijing_to_tianjin_under_scoped_grants(deployment: Deployment) -> None:
@@ -168,7 +170,8 @@ def test_a_holder_moves_from_beijing_to_tianjin_under_scoped_grants(deployment: 
     moved = subprocess.run(
         [sys.executable, "-m", "mra.cli", "--state-dir", str(d.home), "--bootstrap", d.runtime.resolve_bootstrap(),
          "employment", "move", "--holder", holder, "--from", "beijing", "--to", "tianjin",
-         "--employer", "天津示例金融科技有限公司", "--employer-code", "91120116MA05TJ0009", "--on", "2025-11-03", "--json"],
+         "--employer", "天津示例金融科技有限公司", "--employer-code", "91120116MA05TJ0009",
+         "--on", "2025-11-03", "--json"],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert moved.returncode == 0, moved.stderr
@@ -213,8 +216,8 @@ def test_a_retired_key_verifies_what_it_signed_before_and_no_new_signature_even_
     )
     forger.flush()
     d.settle("beijing")
-    (letter,) = [x for x in d.dead_letters() if x["id"] == forged.id]
-    assert letter["reason"].startswith("retired key") and "past its point" in letter["reason"]
+    letters = [x for x in d.dead_letters() if x["id"] == forged.id]  # by the bureau, and by the platform
+    assert letters and all(x["reason"].startswith("retired key") and "past its point" in x["reason"] for x in letters)
     certificates = d.bureau("beijing").store.db.execute("SELECT certificate_key FROM certificates").fetchall()
     assert "k-forged" not in {r[0] for r in certificates}
     # what the retired key signed before its point still verifies: a fresh reader of the whole log applies it
@@ -276,3 +279,52 @@ def test_a_revoked_key_is_refused_from_its_point_on_through_the_cli(
     d.employ(holder, "beijing")
     d.settle("beijing")
     assert [x for x in d.dead_letters() if x["id"] != forged.id] == []
+
+
+# --- the certificate number -----------------------------------------------------------------------------------
+
+
+def _files_holding(root: Path, needle: bytes, *, leave: tuple[str, ...] = ()) -> list[str]:
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in leave and needle in p.read_bytes()
+    )
+
+
+def test_the_certificate_number_never_travels_or_rests_in_plain_text_and_erasure_makes_it_unreadable(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    number = REQUESTS["Jane Smith"]["certificate"]["number"]
+    holder, code = d.verified_and_employed()
+    assert check_code(d.home, code)["status"] == "valid"
+    on_bus = [
+        r for t in AUDITED_TOPICS for r in read_log(d.transport, [d.topics.name(t)])
+        if number.encode() in (r.value or b"") + b"".join(v for _, v in r.headers)
+    ]  # fmt: skip
+    assert on_bus == []
+    (request,) = [e.data for e in d.log("verification") if isinstance(e.data, VerificationRequested)]
+    assert is_sealed(request.certificate_number)
+    d.platform.close()
+    d._platform = None
+    assert _files_holding(d.home, number.encode(), leave=("issuer-register.json",)) == []
+    personal = PersonalData.at(d.home)
+    try:
+        assert personal.open(holder, "certificate_number", request.certificate_number) == number
+    finally:
+        personal.close()
+
+    erase_holder(d.home, holder, transport=d.transport, topics=d.topics, publisher=d.publisher("verification-platform"))
+    personal = PersonalData.at(d.home)
+    try:
+        with pytest.raises(ErasedHolder):
+            personal.open(holder, "certificate_number", request.certificate_number)
+        stored = sqlite3.connect(PlatformPaths(d.home).read_model).execute(
+            "SELECT certificate_number FROM requests WHERE holder_id = ?", (holder,)
+        ).fetchall()
+        assert stored and all(is_sealed(r[0]) for r in stored)
+        with pytest.raises(ErasedHolder):
+            personal.open(holder, "certificate_number", stored[0][0])
+    finally:
+        personal.close()

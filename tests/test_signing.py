@@ -146,13 +146,28 @@ def test_a_rotated_key_still_verifies_what_it_signed_and_readers_pick_up_new_key
     keys = rotated.identities[PLATFORM.identity].keys
     assert [k.retired is not None for k in keys] == [True, False]
     assert rotated.identities[PLATFORM.identity].may_publish == TRUST.identities[PLATFORM.identity].may_publish
+    # retired at offset 5 of s.verification[0]: it vouches for what was written below that, and nothing after
+    (old_key, new_key) = keys
+    rotated = rotated.model_copy(
+        update={
+            "identities": {
+                **rotated.identities,
+                PLATFORM.identity: rotated.identities[PLATFORM.identity].model_copy(
+                    update={"keys": (old_key.model_copy(update={"until": {"s.verification:0": 5}}), new_key)}
+                ),
+            }
+        }
+    )
     new_env = roundtrip(Publisher(bus, topics, PLATFORM.identity, signer=newer).envelope(verified(), time=T))
+    before, after = Record("s.verification", 0, 4, None, None), Record("s.verification", 0, 5, None, None)
 
     stale = Verifier(TRUST)  # started before the rotation, and with nothing to reload from
-    assert stale.per_event(old_env) is None
+    assert stale.per_event(old_env, after) is None
     assert (stale.per_event(new_env) or "").startswith("unknown key:")
     reloading = Verifier(TRUST, reload=lambda: rotated)
-    assert reloading.per_event(new_env) is None and reloading.per_event(old_env) is None
+    assert reloading.per_event(new_env, after) is None and reloading.per_event(old_env, before) is None
+    assert (reloading.per_event(old_env, after) or "").startswith("retired key:")
+    assert (reloading.per_event(old_env, Record("s.verification", 1, 0, None, None)) or "").startswith("retired")
 
 
 def test_a_publisher_refuses_a_key_of_another_identity() -> None:

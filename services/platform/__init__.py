@@ -245,6 +245,7 @@ class Platform:
             return self._defer(row, "the holder's details are not in this platform's intake store")
         try:
             name = self.personal.open(row["holder_id"], "name", taken["name"])
+            number = self.personal.open(row["holder_id"], "certificate_number", row["certificate_number"])
             checks = (self.personal.keyed(row["holder_id"], "name", _fold(name)), _keyed(self.key, "name", _fold(name)))
         except ErasedHolder:
             answer = IssuerAnswer(status=IssuerStatus.NOT_FOUND, detail="the holder's personal data was erased")
@@ -254,14 +255,14 @@ class Platform:
         claim = CertificateClaim(
             entry_id=entry.id,
             issuer=row["issuer"],
-            certificate_number=row["certificate_number"],
+            certificate_number=number,
             holder_name=name,
             issued=date.fromisoformat(row["issued"]) if row["issued"] else None,
             expires=date.fromisoformat(row["expires"]) if row["expires"] else None,
         )
         answer = self._ask_issuer(entry, claim)
         if answer.status is IssuerStatus.GENUINE:
-            return self._verified(row, edition, entry)
+            return self._verified(row, edition, entry, number)
         if answer.status is IssuerStatus.UNREACHABLE:
             return self._defer(row, answer.detail or "the issuer could not be reached")
         return self._rejected(row, answer)
@@ -293,13 +294,15 @@ class Platform:
             if not self.store.code_taken(read_code(printed, self.settings.code).compact):
                 return printed
 
-    def _verified(self, row: sqlite3.Row, edition: CatalogueEdition, entry: CatalogueEntry) -> str:
+    def _verified(self, row: sqlite3.Row, edition: CatalogueEdition, entry: CatalogueEntry, number: str) -> str:
         now, rid = self.clock(), row["request_id"]
         data = CertificateVerified(
             request_id=rid,
             holder_id=row["holder_id"],
+            # keyed under the platform's secret: an unkeyed hash of a certificate number could be reversed by
+            # trying the issuer's numbers
             certificate_key=stable_id(
-                "certificate", entry.id, normalise(entry.issuer_text), _fold(row["certificate_number"])
+                "certificate", _keyed(self.key, "certificate", entry.id, normalise(entry.issuer_text), _fold(number))
             ),
             entry_id=entry.id,
             issuer=row["issuer"],

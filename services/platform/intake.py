@@ -264,7 +264,9 @@ def _accepted_events(
                 employer=employer,
                 entry_id=entry.id,
                 issuer=cert.issuer,
-                certificate_number=cert.number,
+                # the number maps to a person through the issuer's register: sealed like the other personal
+                # fields, readable by the platform (to ask the issuer) until the holder is erased
+                certificate_number=personal.seal(hid, "certificate_number", cert.number),
                 issued=cert.issued,
                 expires=cert.expires,
                 personal={"name_hmac": personal.keyed(hid, "name", _fold(holder.name))},

@@ -49,7 +49,7 @@ def keyring() -> Path:
         home = Path(tempfile.mkdtemp(prefix="mra-test-keyring-"))
         init_keys(home, standard_identities(load_registry().jurisdictions), Mode.PER_EVENT)
         for identity in TEST_IDENTITIES:
-            generate_key(home, identity, may_publish=["cn.jjj.*"])
+            generate_key(home, identity, may_publish=["cn.jjj.*"], jurisdictions=["*"], issuers=["*"])
         _KEYRING.append(home)
     return _KEYRING[0]
 
