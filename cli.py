@@ -136,6 +136,15 @@ def main(argv: list[str] | None = None) -> None:
         fail(_("Interrupted."), 130)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except RecursionError:
+        click.echo("Error: the input is nested too deeply to read", err=True)
+        sys.exit(2)
+    except Exception as e:  # no input may end in a traceback; MRA_DEBUG=1 shows one for a bug report
+        if os.environ.get("MRA_DEBUG"):
+            raise
+        click.echo(f"Error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unexpected failure'} "
+                   "(MRA_DEBUG=1 shows where)", err=True)  # fmt: skip
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import click
 from mra.commands._common import Ctx, emit, json_option, jurisdiction_option, pass_ctx, store_option
 from mra.commands._input import JURISDICTION, REGION
 from mra.commands._output import _, current_language, shown_time, table, working
-from mra.core.errors import NotFound, ValidationFailed
+from mra.core.errors import MraError, NotFound, ValidationFailed
 from mra.core.facts import HolderFile, StoredDecision
 from mra.core.models import parse_employer_type
 from mra.core.plugins import load_registry
@@ -84,6 +84,9 @@ def bureau_run(
         return head + "\n" + _counts_table(d["counts"])
 
     emit(data, as_json, text)
+    if until_idle and stats is not None and not stats.idle:
+        why = "; ".join(stats.errors) or "the cluster did not answer"
+        raise MraError(f"bureau {jurisdiction} stopped before it was idle ({why})")
 
 
 _COUNT_LABELS = {

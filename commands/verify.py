@@ -13,6 +13,7 @@ from mra.commands._common import Ctx, emit, json_option, pass_ctx
 from mra.commands._output import _, shown_time, text_width
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.hookspecs import PluginConfig
+from mra.core.limits import json_too_large
 from mra.core.plugins import load_registry
 from mra.events.bus import PublishError
 from mra.events.schemas import Event
@@ -41,6 +42,9 @@ def _read_json(path: Path) -> Any:
         raise MraError(f"{path} is not UTF-8 text") from None
     except OSError as e:
         raise MraError(f"{path} cannot be read: {e.strerror or e}") from None
+    problem = json_too_large(text)
+    if problem:
+        raise MraError(f"{path} is not read: {problem}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -177,6 +177,7 @@ class Processor:
         max_backoff_s: float = 10.0,
         name: str | None = None,
         group_settle_s: float = 10.0,
+        probe_s: float = 2.0,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -203,6 +204,10 @@ class Processor:
         self._unchecked: dict[TopicPartition, int] = {}
         self._sent: set[tuple[str, int, int]] = set()
         self._deadline: float | None = None
+        self.probe_s = probe_s
+        """While polls come back empty, how often to ask the cluster something (the log's end) to tell an idle log
+        from a cluster that is gone: a client polling a dead broker gets empty polls, not errors."""
+        self._contact = time.monotonic()
 
     # positions and the log's end ---------------------------------------------------------------------------------
     def _on_assign(self, assigned: set[TopicPartition]) -> None:
@@ -407,6 +412,20 @@ class Processor:
         if self.stop_event.wait(delay) or (self._deadline is not None and time.monotonic() >= self._deadline):
             raise _Stopped
 
+    def _probe(self, reader: Reader) -> None:
+        """After an empty poll, at most every ``probe_s``: ask the cluster for the log's end (a short timeout where
+        the reader offers one). A failure is raised, so the loop says on stderr that the cluster is gone and waits."""
+        now = time.monotonic()
+        if now - self._contact < self.probe_s:
+            return
+        assigned = reader.assignment()
+        probe = getattr(reader, "probe", None)
+        if probe is not None:
+            probe(assigned)
+        elif assigned:
+            reader.end_offsets(assigned)
+        self._contact = time.monotonic()
+
     def caught_up(self, reader: Reader) -> bool:
         """At or past the reported end of every assigned partition (the caller has just polled nothing)."""
         assigned = reader.assignment()
@@ -449,6 +468,7 @@ class Processor:
                 try:
                     records = reader.poll(self.poll_ms, self.max_records)
                     if not records:
+                        self._probe(reader)
                         self._check_log_end(reader)
                         if until_idle and self.caught_up(reader) and self._whole_share(reader):
                             stats.idle = True
@@ -460,6 +480,7 @@ class Processor:
                     self._pause(stats, backoff, "reading", e)
                     continue
                 backoff.reset()
+                self._contact = time.monotonic()
                 self._check_order(records)
                 stats.polled += len(records)
                 good, dead = self._decode(records)

@@ -480,6 +480,15 @@ class KafkaReader:
         ends = _reading("asking for end offsets", self._bootstrap, lambda: self._c.end_offsets(parts, timeout_ms=_ms()))
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
 
+    def probe(self, tps: Iterable[TopicPartition], timeout_ms: int = 3000) -> None:
+        """Ask the cluster for the log's end within ``timeout_ms``: raises when it does not answer (a poll of a dead
+        broker returns nothing rather than fail)."""
+        parts = [KTP(*tp) for tp in tps]
+        if parts:
+            _reading("checking the cluster", self._bootstrap, lambda: self._c.end_offsets(parts, timeout_ms=timeout_ms))
+        else:
+            _reading("checking the cluster", self._bootstrap, lambda: self._c.topics())
+
     def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         parts = [KTP(*tp) for tp in tps]
         starts = _reading(

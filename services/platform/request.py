@@ -31,12 +31,20 @@ __all__ = [
 ]
 
 
+NAME_CHARS = 200
+"""The longest name (of a holder, an employer, an issuer) a request may carry."""
+NUMBER_CHARS = 64
+"""The longest document or certificate number."""
+TEXT_CHARS = 500
+"""The longest of any other text field."""
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, str_max_length=TEXT_CHARS)
 
 
 class EmployerIn(_In):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
     credit_code: str = Field(min_length=1, description="统一社会信用代码, 18 characters (GB 32100-2015)")
     region: str = Field(min_length=1, description="region code, Chinese name or abbreviation (beijing, 北京, 京)")
 
@@ -48,7 +56,7 @@ class EmployerIn(_In):
 
 
 class HolderIn(_In):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
     nationality: str = Field(
         min_length=1, description="ISO 3166 code or country name (GB, GBR, 英国); HK, MO, TW for those residents"
     )
@@ -57,7 +65,7 @@ class HolderIn(_In):
     )
     birth_date: date
     document_type: str = Field(min_length=1)
-    document_number: str = Field(min_length=1)
+    document_number: str = Field(min_length=1, max_length=NUMBER_CHARS)
 
     @field_validator("nationality")
     @classmethod
@@ -71,8 +79,8 @@ class HolderIn(_In):
 
 class CertificateIn(_In):
     entry: str = Field(min_length=1, description="catalogue entry id (BJ2025-I-139) or short form (I-139)")
-    issuer: str = Field(min_length=1)
-    number: str = Field(min_length=1)
+    issuer: str = Field(min_length=1, max_length=NAME_CHARS)
+    number: str = Field(min_length=1, max_length=NUMBER_CHARS)
     issued: date
     expires: date | None = Field(None, description="null where the certificate does not expire")
 
