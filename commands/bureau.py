@@ -375,8 +375,9 @@ def _intake(ctx: Ctx, jurisdiction: str, holder_id: str, ending: str | None = No
     regions = list(registry.jurisdiction(jurisdiction).regions)
     runtime = ctx.runtime()
     transport = runtime.connect()
+    publisher = runtime.publisher(transport, f"{jurisdiction}-intake")  # no keys: refused before anything else
     _check_holder(ctx, transport, runtime.topics, holder_id, ending)
-    return runtime.publisher(transport, f"{jurisdiction}-intake"), regions
+    return publisher, regions
 
 
 def _check_holder(ctx: Ctx, transport: Transport, topics: Topics, holder_id: str, ending: str | None) -> None:

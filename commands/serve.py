@@ -16,9 +16,13 @@ __all__ = ["COMMANDS", "serve"]
 def serve(ctx: Ctx, host: str, port: int) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the pages: employers, the public check, clerks, operators.
     Settings: web/settings.json in the state dir (see docs/web.md)."""
+    from mra.services.keys import require_publishing
+    from mra.services.platform import PUBLISHER
     from mra.web.server import run
 
-    run(ctx.ensure_state_dir(), ctx.bootstrap, host, port)
+    state = ctx.ensure_state_dir()
+    require_publishing(state, PUBLISHER)  # it publishes employers' requests: refuse now, not at the first request
+    run(state, ctx.bootstrap, host, port)
 
 
 COMMANDS: list[click.Command] = [serve]

@@ -75,6 +75,7 @@ __all__ = [
     "load_trust",
     "open_publisher",
     "provision",
+    "require_publishing",
     "restore_keys",
     "revoke_key",
     "rotate_key",
@@ -608,6 +609,19 @@ def open_publisher(state_dir: Path, transport: Transport, topics: Topics, identi
         else None
     )
     return Publisher(transport, topics, identity, signer=signer, checkpoints=policy)
+
+
+def require_publishing(state_dir: Path, identity: str) -> None:
+    """Refuse (:class:`NotProvisioned`) where ``identity`` could not publish from this state directory; say so
+    loudly where it would publish unverified. For services that publish later, on demand."""
+    settings, _ = verification_settings(state_dir)
+    if settings.mode is Mode.OFF:
+        warn_unverified(state_dir)
+    elif signer_for(state_dir, identity) is None:
+        raise NotProvisioned(
+            f"{identity} has no signing key in {KeyPaths(state_dir).signing}: on the provisioning machine, "
+            f"`mra keys provision {identity} --to FILE`, then `mra keys import FILE` here"
+        )
 
 
 def _reloader(state_dir: Path) -> Callable[[], TrustStore | None]:

@@ -103,6 +103,7 @@ def test_unsigned_events_on_a_fresh_install_are_dead_lettered_and_decide_nothing
         ("employment", "start", "--holder", "h1", "-j", "beijing", "--employer", "ACME", "--on", "2025-10-01"),
         ("employment", "end", "--holder", "h1", "-j", "beijing", "--on", "2025-10-01"),
         ("verify", "submit", "--file", str(Path(__file__).resolve().parents[1] / "examples" / "request.json")),
+        ("serve", "--port", "0"),
     ],
 )
 def test_a_command_that_publishes_or_runs_a_service_refuses_without_keys_and_says_how_to_provision(
