@@ -17,7 +17,7 @@ from mra.events.envelope import DecodeError, Record, decode, encode
 from mra.events.publisher import Publisher
 from mra.events.schemas import EmploymentEnded
 from mra.events.topics import Topics
-from mra.services.platform_request import RequestIn
+from mra.services.platform.request import RequestIn
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST = json.loads((ROOT / "examples" / "request.json").read_text(encoding="utf-8"))
