@@ -98,7 +98,9 @@ def signed_log(b: Bench, topics: Topics, holders: int, seed: str, mode: str) -> 
     )
     trust = s.TrustStore(
         verification=s.VerificationSettings(mode=s.Mode(mode)),
-        identities={INTAKE: s.TrustedIdentity(may_publish=("cn.jjj.*",), jurisdictions=("*",), keys=(key,))},
+        identities={
+            INTAKE: s.TrustedIdentity(may_publish=("cn.jjj.*",), jurisdictions=("*",), issuers=("*",), keys=(key,))
+        },
     )
     return sent, trust
 

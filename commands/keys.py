@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mra.commands._common import Ctx, emit, json_option, pass_ctx
-from mra.core.errors import MraError
+from mra.core.errors import MraError, NotFound
 from mra.core.plugins import load_registry
 from mra.events.signing import Mode
 from mra.services.keys import (
@@ -121,6 +121,10 @@ def rotate(ctx: Ctx, identity: str, as_json: bool) -> None:
     it signed before, and nothing written after (judged by the broker's positions, never by the event's time).
     Needs the broker, to read where the log ends; then hand the trust store to the other machines
     (`mra keys provision --to FILE`, `mra keys import FILE`)."""
+    from mra.services.keys import signer_for
+
+    if signer_for(ctx.state_dir, identity) is None:  # nothing to rotate: say so before asking the cluster anything
+        raise NotFound(f"{identity} has no key to rotate: `mra keys generate {identity}`")
     result = rotate_key(ctx.ensure_state_dir(), identity, _log_ends(ctx))
     emit(result, as_json, f"{identity}: now signs with {result['key_id']} (retired {result['retired']})")
 

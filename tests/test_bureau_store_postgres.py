@@ -74,16 +74,16 @@ def test_store_url_on_bureau_run_holder_show_status_and_replay(
     import uuid
 
     from support.facts import holder_facts, publish
+    from support.signed import provisioned, signed
 
     from mra.events.kafka import KafkaTransport
-    from mra.events.publisher import Publisher
     from mra.events.topics import Topics
 
     topics = Topics(f"s{uuid.uuid4().hex[:8]}.", 3)
     transport = KafkaTransport(bootstrap)
     try:
         transport.ensure_topics(topics.all())
-        publish(Publisher(transport, topics, "test-intake"), [e for i in range(3) for e in holder_facts(f"h{i}")])
+        publish(signed(transport, topics, "test-intake"), [e for i in range(3) for e in holder_facts(f"h{i}")])
     finally:
         transport.close()
     # the schema is named after the topic prefix and the jurisdiction: this test's own
@@ -91,7 +91,7 @@ def test_store_url_on_bureau_run_holder_show_status_and_replay(
     env["MRA_STORE"] = postgres_url
 
     def mra(state: str, *args: str) -> subprocess.CompletedProcess[str]:
-        run_env = dict(env, MRA_STATE_DIR=str(tmp_path / state))
+        run_env = dict(env, MRA_STATE_DIR=str(provisioned(tmp_path / state)))  # each machine provisioned
         cmd = [sys.executable, "-m", "mra.cli", *args]
         return subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=300)
 

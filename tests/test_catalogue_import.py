@@ -192,7 +192,7 @@ def test_imported_rows_are_known_to_every_catalogue_command_and_to_benefits_chec
     f = tmp_path / "tj.csv"
     f.write_bytes((HEADER + ROWS.replace("TJ20-A-01", "TJ20-A-1")).encode("gbk"))
     env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions))
-    state = ["--state-dir", str(tmp_path / "s"), "--bootstrap", bootstrap]
+    state = ["--state-dir", str(provisioned(tmp_path / "s")), "--bootstrap", bootstrap]
 
     def mra(*args: str) -> subprocess.CompletedProcess[str]:
         return _mra(*state, *args, env=env)

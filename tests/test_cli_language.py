@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from support.facts import ended, holder_facts, publish
+from support.signed import provisioned, signed
 
 from mra.cli import cli
 from mra.core.plugins import load_registry
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.topics import Topics
 
 CHECK = ["benefits", "check", "-j", "beijing", "--entry", "I-139", "--nationality", "GB", "--birth-date",
@@ -82,15 +82,17 @@ def test_holder_show_in_both_languages_with_withdrawals_and_history(
     env.pop("LC_ALL", None)
     env.pop("LANGUAGE", None)
 
+    state = provisioned(tmp_path)
+
     def mra(*args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "mra.cli", "--state-dir", str(tmp_path), "--bootstrap", bootstrap, *args],
+            [sys.executable, "-m", "mra.cli", "--state-dir", str(state), "--bootstrap", bootstrap, *args],
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    intake = Publisher(kafka, topics, "test-intake")
+    intake = signed(kafka, topics, "test-intake")
     publish(intake, holder_facts("h-show1"))
     mra("bureau", "run", "-j", "beijing", "--until-idle")
     shown = json.loads(mra("holder", "show", "h-show1", "-j", "beijing", "--json"))

@@ -15,6 +15,7 @@ from mra.cli import cli
 from mra.core.errors import MraError
 from mra.events.bus import InMemoryTransport
 from mra.events.envelope import decode
+from mra.events.kafka import KafkaTransport
 from mra.events.schemas import EmploymentEnded
 from mra.events.signing import Mode, Verifier
 from mra.events.topics import Topics
@@ -70,7 +71,14 @@ def test_init_generates_a_key_for_every_publisher_and_a_trust_store(tmp_path: Pa
     assert as_json(mra(tmp_path, "keys", "init", "--json"))["generated"] == []  # idempotent
 
 
-def test_generate_list_and_rotate_keep_the_key_history(tmp_path: Path) -> None:
+@pytest.mark.broker
+def test_generate_list_and_rotate_keep_the_key_history(
+    tmp_path: Path, kafka: KafkaTransport, topics: Topics, bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rotating reads where the log ends, to retire the old key there
+    monkeypatch.setenv("MRA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("MRA_TOPIC_PREFIX", topics.prefix)
+    monkeypatch.setenv("MRA_PARTITIONS", str(topics.partitions))
     first = as_json(mra(tmp_path, "keys", "generate", "beijing-intake", "--json"))
     assert "cn.jjj.holders.employment_*" in first["may_publish"]
     code, message = failed(mra(tmp_path, "keys", "generate", "beijing-intake"))
@@ -138,8 +146,14 @@ def test_the_mode_is_configuration_and_without_a_trust_store_nothing_publishes_u
     assert code == 1 and "MRA_VERIFICATION='sometimes'" in message
 
 
-def test_a_key_generated_while_a_reader_runs_is_trusted_without_a_restart(tmp_path: Path) -> None:
-    bus, topics = InMemoryTransport(), Topics("k.", 2)
+@pytest.mark.broker
+def test_a_key_generated_while_a_reader_runs_is_trusted_without_a_restart(
+    tmp_path: Path, kafka: KafkaTransport, topics: Topics, bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MRA_BOOTSTRAP_SERVERS", bootstrap)  # rotating reads where the log ends
+    monkeypatch.setenv("MRA_TOPIC_PREFIX", topics.prefix)
+    monkeypatch.setenv("MRA_PARTITIONS", str(topics.partitions))
+    bus = InMemoryTransport()
     bus.ensure_topics(topics.all())
     mra(tmp_path, "keys", "init")
     guard = consumer_guard(tmp_path, bus, topics)

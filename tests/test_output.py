@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support.signed import provisioned
 
 from mra.commands._output import shown_time, table, text_width, working
 from mra.events.topics import Topics
@@ -90,6 +91,7 @@ def test_verify_submit_exits_75_when_the_cluster_does_not_answer(tmp_path: Path)
 def test_bureau_run_and_status_speak_in_tables(tmp_path: Path, bootstrap: str, topics: Topics) -> None:
     env = {"MRA_TOPIC_PREFIX": topics.prefix, "MRA_PARTITIONS": str(topics.partitions)}
     base = ("--bootstrap", bootstrap)
+    provisioned(tmp_path)
     assert _mra(*base, "catalogue", "publish", "-j", "beijing", env=env, state=tmp_path).returncode == 0
     run = _mra(*base, "bureau", "run", "-j", "beijing", "--until-idle", env=env, state=tmp_path)
     assert run.returncode == 0, run.stderr

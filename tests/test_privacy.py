@@ -193,8 +193,9 @@ class World:
         return sub
 
     def employ(self, holder: str, j: str, on: date) -> None:
-        self.intake.publish(started(holder, j, on=on), time=datetime(on.year, on.month, on.day, 12, tzinfo=UTC))
-        self.intake.flush()
+        intake = open_publisher(self.state, self.bus, self.runtime.topics, f"{j}-intake")  # each speaks for its own
+        intake.publish(started(holder, j, on=on), time=datetime(on.year, on.month, on.day, 12, tzinfo=UTC))
+        intake.flush()
 
     def settle(self) -> None:
         platform = Platform(

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from support.facts import World, holder_facts, publish
+from support.signed import provisioned, signed
 
 from mra.core.plugins import load_registry
 from mra.events.kafka import KafkaTransport
-from mra.events.publisher import Publisher
 from mra.events.schemas import CertificateRevoked
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
@@ -44,7 +44,7 @@ def _mra(state: Path, topics: Topics, bootstrap: str | None, *args: str) -> subp
 
 def _live(state: Path, bootstrap: str, topics: Topics, transport: KafkaTransport, holders: int) -> int:
     """Facts for ``holders`` holders, read by a live Beijing bureau; its active decisions."""
-    publish(Publisher(transport, topics, "test-intake"), [e for i in range(holders) for e in holder_facts(f"h{i}")])
+    publish(signed(transport, topics, "test-intake"), [e for i in range(holders) for e in holder_facts(f"h{i}")])
     runtime = Runtime(state, bootstrap, topics)
     live = open_bureau(runtime, "beijing", registry=REGISTRY, transport=transport, group=False)
     try:
@@ -57,7 +57,7 @@ def _live(state: Path, bootstrap: str, topics: Topics, transport: KafkaTransport
 def test_an_empty_log_is_reported_not_compared(bootstrap: str, topics: Topics, tmp_path: Path) -> None:
     transport = KafkaTransport(bootstrap)
     transport.ensure_topics(topics.all())
-    state = tmp_path / "state"
+    state = provisioned(tmp_path / "state")
     try:
         ran = _mra(state, topics, bootstrap, "bureau", "run", "-j", "beijing", "--until-idle")
         assert ran.returncode == 0, ran.stderr
@@ -75,7 +75,7 @@ def test_an_empty_log_is_reported_not_compared(bootstrap: str, topics: Topics, t
 def test_a_log_reset_below_the_live_positions_is_reported(bootstrap: str, topics: Topics, tmp_path: Path) -> None:
     transport = KafkaTransport(bootstrap)
     transport.ensure_topics(topics.all())
-    state = tmp_path / "state"
+    state = provisioned(tmp_path / "state")
     try:
         assert _live(state, bootstrap, topics, transport, holders=4) > 0
         whole = _mra(state, topics, bootstrap, "replay", "-j", "beijing", "--compare", "--json")
@@ -89,7 +89,7 @@ def test_a_log_reset_below_the_live_positions_is_reported(bootstrap: str, topics
             recreated = KafkaTransport(bootstrap)
             try:
                 recreated.ensure_topics(topics.all())
-                publish(Publisher(recreated, topics, "test-intake"), holder_facts("h0"))
+                publish(signed(recreated, topics, "test-intake"), holder_facts("h0"))
                 break
             except Exception:
                 if time.monotonic() > deadline:
@@ -144,7 +144,7 @@ def test_a_withdrawn_decision_missing_from_the_replay_is_a_difference(tmp_path: 
 
 def test_a_single_kafka_broker_keeps_the_log_and_a_replay_afterwards_equals_the_live_model(tmp_path: Path) -> None:
     topics = Topics("durable.", 3)
-    state = tmp_path / "state"
+    state = provisioned(tmp_path / "state")
     started = _mra(state, topics, None, "broker", "start", "--engine", "kafka", "--json")
     assert started.returncode == 0, started.stderr
     bootstrap = json.loads(started.stdout)["bootstrap"]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.signed import provisioned
 
 from mra.events.kafka import KafkaTransport
 from mra.events.topics import Topics
@@ -76,7 +77,7 @@ def test_up_logs_activity_keeps_the_register_and_stops_cleanly(
     env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS=str(topics.partitions), LANG="C")
     env.pop("LC_ALL", None)
     env.pop("LANGUAGE", None)
-    base = ["--state-dir", str(tmp_path), "--bootstrap", bootstrap]
+    base = ["--state-dir", str(provisioned(tmp_path)), "--bootstrap", bootstrap]
 
     def mra(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
