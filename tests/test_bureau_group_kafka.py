@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pytest
 from support.facts import entry_withdrawn, holder_facts, publish, read_back
+from support.signed import provisioned, signed
 
 from mra.core.ids import stable_id
 from mra.core.plugins import load_registry
 from mra.events.broker import start_broker, stop_broker
 from mra.events.kafka import KafkaTransport
 from mra.events.kafka_cluster import cluster_layout, kill_node, start_node, wait_ready
-from mra.events.publisher import Publisher
 from mra.events.schemas import Event
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
@@ -149,12 +149,12 @@ def test_a_bureau_group_survives_member_kills_and_a_broker_kill(
         )
     ]
     half = len(events) // 2
-    publisher = Publisher(transport, topics, "test-intake")
+    publisher = signed(transport, topics, "test-intake")
     publish(publisher, events[:half], ids=_by_holder_and_type)
 
     env = dict(os.environ, MRA_TOPIC_PREFIX=topics.prefix, MRA_PARTITIONS="6", MRA_BOOTSTRAP_SERVERS=bootstrap)
     env.update(MRA_STORE=postgres_url, MRA_KAFKA_TIMEOUT_S="20", MRA_GROUP_STALL_S="300")
-    states = [tmp_path / f"machine-{n}" for n in range(3)]
+    states = [provisioned(tmp_path / f"machine-{n}") for n in range(3)]
     logs = [tmp_path / f"member-{n}.log" for n in range(3)]
     members = [_member(states[n], env, logs[n]) for n in range(3)]
     rng = random.Random(SEED)
@@ -213,7 +213,7 @@ def test_a_bureau_group_survives_member_kills_and_a_broker_kill(
     assert len(kills) == KILLS
 
     registry = load_registry()
-    runtime = Runtime(tmp_path / "audit", bootstrap, topics)
+    runtime = Runtime(provisioned(tmp_path / "audit"), bootstrap, topics)
     shared_store = PostgresBureauStore(postgres_url, schema_for("beijing", topics.prefix))
     live = BureauStore(shared_store, "beijing", registry)
     fresh = replay(runtime, "beijing", registry=registry, transport=transport, into=tmp_path / "replay")
