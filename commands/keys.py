@@ -28,6 +28,7 @@ from mra.services.keys import (
     rotate_key,
     set_mode,
     standard_identities,
+    trust_key,
     verification_settings,
 )
 
@@ -324,6 +325,51 @@ def restore(ctx: Ctx, backup_file: Path, passphrase_env: str | None, force: bool
         as_json,
         f"restored {len(result['files'])} key file(s) from {backup_file}; "
         f"{result['erasures_kept']} erasure(s) made since the backup kept",
+    )
+
+
+@keys.command("trust")
+@click.argument("identity")
+@click.argument("public_key")
+@click.option(
+    "--may-publish",
+    "patterns",
+    multiple=True,
+    help="Event type pattern the identity may publish (repeatable), e.g. 'cn.jjj.holders.employment_*'.",
+)
+@click.option(
+    "--jurisdiction", "jurisdictions", multiple=True, help="Jurisdiction it may speak for (repeatable; '*' for any)."
+)
+@click.option("--issuer", "issuers", multiple=True, help="Issuer whose certificates it may report on (repeatable).")
+@json_option
+@pass_ctx
+def trust(
+    ctx: Ctx,
+    identity: str,
+    public_key: str,
+    patterns: tuple[str, ...],
+    jurisdictions: tuple[str, ...],
+    issuers: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Trust an outside party's key (PUBLIC_KEY: base64 of the raw Ed25519 public key, or a PEM file): it signs
+    under IDENTITY with the grant given; no private key is kept here."""
+    if os.path.isfile(public_key):
+        with open(public_key, encoding="utf-8") as f:
+            public_key = f.read()
+    result = trust_key(
+        ctx.ensure_state_dir(),
+        identity,
+        public_key,
+        may_publish=list(patterns) or None,
+        jurisdictions=list(jurisdictions) or None,
+        issuers=list(issuers) or None,
+    )
+    emit(
+        result,
+        as_json,
+        f"{identity}: key {result['key_id']} trusted, may publish {', '.join(result['may_publish'])} "
+        f"for {', '.join(result['jurisdictions']) or 'no jurisdiction'}",
     )
 
 

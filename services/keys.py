@@ -14,6 +14,7 @@ The data-key store is the one file whose loss erases every holder at once: :func
 from __future__ import annotations
 
 import base64
+import binascii
 import fcntl
 import hashlib
 import json
@@ -29,10 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mra.core.errors import MraError, NotFound, ValidationFailed
@@ -83,6 +85,7 @@ __all__ = [
     "set_mode",
     "signer_for",
     "standard_identities",
+    "trust_key",
     "verification_settings",
     "warn_unverified",
 ]
@@ -914,3 +917,71 @@ def restore_keys(state_dir: Path, src: Path, passphrase: str | None = None, forc
         finally:
             store.close()
     return {"from": str(src), "files": sorted(files), "erasures_kept": reapplied}
+
+
+def trust_key(
+    state_dir: Path,
+    identity: str,
+    public_key: str,
+    *,
+    may_publish: Sequence[str] | None = None,
+    jurisdictions: Sequence[str] | None = None,
+    issuers: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Trust a key another party holds (an outside producer such as an employer's HR system): its public key, under
+    ``identity`` with a grant. No private key is made or kept here; the party signs as docs/contracts/signing.md says.
+
+    ``public_key``: base64 of the raw 32-byte Ed25519 public key, or a PEM public key (SubjectPublicKeyInfo)."""
+    _check_identity(identity)
+    text = public_key.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            loaded = load_pem_public_key(text.encode())
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise ValueError("not an Ed25519 key")
+            public = loaded
+        else:
+            public = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    except (ValueError, binascii.Error, UnsupportedAlgorithm):
+        raise ValidationFailed(
+            "the public key must be base64 of a raw 32-byte Ed25519 public key or an Ed25519 PEM public key"
+        ) from None
+    now = now or datetime.now(UTC)
+    kid = key_id(public)
+    paths = KeyPaths(state_dir)
+    with _locked(paths):
+        trust = load_trust(state_dir)
+        if trust is None:
+            raise NotProvisioned(f"{state_dir} has no trust store: {PROVISION_HINT}")
+        known = trust.key(kid)
+        if known is not None and known[0] != identity:
+            raise ValidationFailed(f"key {kid} is already trusted for {known[0]}: a key belongs to one identity")
+        ident = trust.identities.get(identity)
+        grants = tuple(may_publish) if may_publish else (ident.may_publish if ident else default_grants(identity))
+        if not grants:
+            raise ValidationFailed(
+                f"{identity} is not one of mra's identities: say what it may publish with --may-publish "
+                "(an event type pattern such as cn.jjj.holders.employment_*)"
+            )
+        if known is None:
+            entry = TrustedKey(key_id=kid, public_key=public_key_text(public), created=now, instance="outside")
+            trust = trust.with_key(identity, entry, grants)
+        scope_j, scope_i = trust.scope(identity)
+        scoped = trust.identities[identity].model_copy(
+            update={
+                "may_publish": grants,
+                "jurisdictions": tuple(jurisdictions) if jurisdictions else scope_j,
+                "issuers": tuple(issuers) if issuers else scope_i,
+            }
+        )
+        trust = trust.model_copy(update={"identities": {**trust.identities, identity: scoped}})
+        save_trust(state_dir, trust)
+    return {
+        "identity": identity,
+        "key_id": kid,
+        "may_publish": list(grants),
+        "jurisdictions": list(scoped.jurisdictions or ()),
+        "issuers": list(scoped.issuers or ()),
+        "new": known is None,
+    }

@@ -13,15 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from support import facts
 
+from mra.cli import cli
 from mra.core.plugins import load_registry
 from mra.events.kafka import KafkaTransport
 from mra.events.schemas import EmploymentStarted
-from mra.events.signing import Mode, TrustedIdentity, TrustStore
+from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureaus import open_bureau
-from mra.services.keys import init_keys, load_trust, open_publisher, save_trust, standard_identities
+from mra.services.keys import init_keys, open_publisher, standard_identities
 from mra.services.runtime import Runtime
 
 pytestmark = pytest.mark.broker
@@ -72,17 +74,19 @@ def test_an_hr_systems_signed_employment_events_are_accepted_and_decide(
     state = tmp_path / "state"
     init_keys(state, standard_identities(REGISTRY.jurisdictions), Mode.PER_EVENT)
 
-    # the HR system makes its key; the operator adds the printed entry to the trust store
-    scoped = "jurisdictions" in TrustedIdentity.model_fields  # grants scoped by jurisdiction, where the store has them
-    scope = ["--jurisdiction", "beijing"] if scoped else []
-    out = run_example(tmp_path, "keygen", "--identity", "hr-acme", "--key", "hr-acme.pem", *scope)
+    # the HR system makes its key; mra's operator trusts its public key with the grant asked for
+    out = run_example(tmp_path, "keygen", "--identity", "hr-acme", "--key", "hr-acme.pem", "--jurisdiction", "beijing")
     assert out.returncode == 0, out.stderr
-    entry = json.loads(out.stdout)
-    trust = load_trust(state)
-    assert trust is not None
-    merged = trust.model_dump(mode="json")
-    merged["identities"].update(entry["identities"])
-    save_trust(state, TrustStore.model_validate(merged))
+    entry = json.loads(out.stdout)["identities"]["hr-acme"]
+    assert "mra keys trust hr-acme " + entry["keys"][0]["public_key"] in out.stderr
+    trusted = CliRunner().invoke(
+        cli,
+        ["--state-dir", str(state), "keys", "trust", "hr-acme", entry["keys"][0]["public_key"]]
+        + [f"--may-publish={g}" for g in entry["may_publish"]]
+        + [f"--jurisdiction={j}" for j in entry["jurisdictions"]],
+    )
+    assert trusted.exit_code == 0, trusted.output
+    assert entry["keys"][0]["key_id"] in trusted.output
     assert (tmp_path / "hr-acme.pem").stat().st_mode & 0o077 == 0
 
     platform = open_publisher(state, kafka, topics, "verification-platform")

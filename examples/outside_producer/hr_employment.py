@@ -5,7 +5,7 @@ docs/contracts/ (asyncapi.json for topics, keys and headers; schemas/ for bodies
 
     python hr_employment.py keygen --identity hr-acme --key hr-acme.pem
         writes a new Ed25519 private key (PKCS#8 PEM, mode 0600) and prints the trust store entry to hand to mra's
-        operator (the public key, its id and the grant asked for).
+        operator (the public key, its id and the grant asked for), and on stderr the `mra keys trust` command for it.
     python hr_employment.py publish --bootstrap HOST:PORT --identity hr-acme --key hr-acme.pem --file events.jsonl
         publishes each line of events.jsonl, {"type": "cn.jjj.holders.employment_started.v2", "data": {...}},
         signed, as one chain (a new epoch per run), and prints one line per event delivered.
@@ -237,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInput(f"identity {args.identity!r}: lowercase letters, digits, '.', '_', '-', at most 64")
         if args.command == "keygen":
             grants = args.may_publish or ["cn.jjj.holders.employment_*"]
-            print(json.dumps(keygen(args.identity, args.key, grants, args.jurisdiction or []), indent=2))
+            entry = keygen(args.identity, args.key, grants, args.jurisdiction or [])
+            print(json.dumps(entry, indent=2))
+            key = entry["identities"][args.identity]["keys"][0]
+            flags = [f"--may-publish '{g}'" for g in grants] + [f"--jurisdiction {j}" for j in args.jurisdiction or []]
+            print(
+                f"mra's operator trusts it with: mra keys trust {args.identity} {key['public_key']} {' '.join(flags)}",
+                file=sys.stderr,
+            )
             return 0
         chain = Chain(args.identity, args.source or f"/hr/{args.identity}", load_key(args.key))
         return publish(args.bootstrap, args.topic_prefix, chain, read_events(args.file))
