@@ -122,7 +122,7 @@ def test_a_consumer_killed_mid_stream_applies_each_event_exactly_once(
     ids = _publish_ended(kafka, topics, n)
     db = tmp_path / "journal.db"
     args = [sys.executable, "-m", "tests.support.journal_worker", bootstrap, topics.prefix, str(db), group]
-    env = dict(os.environ, PYTHONPATH=str(ROOT.parent) + os.pathsep + str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     worker = subprocess.Popen([*args, "0.05"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

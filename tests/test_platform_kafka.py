@@ -284,7 +284,7 @@ def test_a_platform_killed_mid_request_loses_nothing_and_publishes_nothing_new(
         raws.append(raw)
     subs = [submit(kafka, topics, state_dir, raw) for raw in raws]
     args = [sys.executable, "-m", "tests.test_platform_kafka", bootstrap, topics.prefix, str(state_dir)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT.parent) + os.pathsep + str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     worker = subprocess.Popen([*args, "1.5"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
