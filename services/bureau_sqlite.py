@@ -24,7 +24,7 @@ from mra.events.bus import TopicPartition
 from mra.events.consumer import EventRefused
 from mra.services.bureau_store import OutboxRow, StoreCounts
 from mra.services.decision_codec import DecisionCodec, SetRow
-from mra.services.files import private_dir, private_sqlite
+from mra.services.store import open_sqlite
 
 __all__ = ["SqliteBureauStore"]
 
@@ -250,9 +250,7 @@ class _Batch:
         rows = self.store._rows(self.db, holder_id)
         return {d.decision_id: d.decision for d in self.store.codec.decode(self.db, rows, True)}
 
-    def save_decisions(
-        self, holder_id: str, decided: Sequence[BenefitDecision], withdrawn: Mapping[str, str]
-    ) -> None:
+    def save_decisions(self, holder_id: str, decided: Sequence[BenefitDecision], withdrawn: Mapping[str, str]) -> None:
         if not decided and not withdrawn:
             return
         codec = self.store.codec
@@ -286,15 +284,7 @@ class SqliteBureauStore:
     """A bureau's read model in SQLite (a file, or ``":memory:"``)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path) if str(path) != ":memory:" else None
-        if self.path is not None:
-            private_dir(self.path.parent)
-            private_sqlite(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take this mode
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        if self.path is not None:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, which is what we face
+        self.path, self.db = open_sqlite(path)
         found = self._version()
         if found is not None and found != SCHEMA_VERSION:
             self.db.close()

@@ -487,17 +487,23 @@ def provision(
     return {"to": str(to), "keys": made, "trust_store": True, "identities_trusted": sorted(trust.identities)}
 
 
-def import_provision(state_dir: Path, src: Path, *, force: bool = False) -> dict[str, Any]:
-    """Install a file made by :func:`provision`: the trust store (replacing this one's) and the signing keys it
-    carries. A key for an identity that already signs here is replaced only with ``force``."""
+def _read_tagged(src: Path, fmt: str, what: str, hint: str = "") -> dict[str, Any]:
+    """A JSON document file whose ``format`` names what it is; anything else is refused saying what was expected."""
     try:
         doc = json.loads(src.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFound(f"{src}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MraError(f"{src} is not a provisioning file: {e}") from None
-    if not isinstance(doc, dict) or doc.get("format") != PROVISION_FORMAT:
-        raise MraError(f"{src} is not a provisioning file ({PROVISION_FORMAT}; made by `mra keys provision`)")
+        raise MraError(f"{src} is not {what}: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise MraError(f"{src} is not {what} ({fmt}{hint})")
+    return doc
+
+
+def import_provision(state_dir: Path, src: Path, *, force: bool = False) -> dict[str, Any]:
+    """Install a file made by :func:`provision`: the trust store (replacing this one's) and the signing keys it
+    carries. A key for an identity that already signs here is replaced only with ``force``."""
+    doc = _read_tagged(src, PROVISION_FORMAT, "a provisioning file", "; made by `mra keys provision`")
     try:
         trust = TrustStore.model_validate(doc["trust"])
         files = {str(k): _SigningFile.model_validate(v) for k, v in dict(doc.get("signing") or {}).items()}
@@ -851,14 +857,7 @@ def backup_keys(state_dir: Path, to: Path, passphrase: str | None = None) -> dic
 
 
 def _read_backup(src: Path, passphrase: str | None) -> dict[str, bytes]:
-    try:
-        doc = json.loads(src.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFound(f"{src}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MraError(f"{src} is not a key backup: {e}") from None
-    if not isinstance(doc, dict) or doc.get("format") != BACKUP_FORMAT:
-        raise MraError(f"{src} is not a key backup ({BACKUP_FORMAT})")
+    doc = _read_tagged(src, BACKUP_FORMAT, "a key backup")
     try:
         if "ciphertext" in doc:
             if not passphrase:

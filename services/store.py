@@ -30,7 +30,7 @@ from mra.events.publisher import Publisher
 from mra.events.schemas import Event, upcast
 from mra.services.files import private_dir, private_sqlite
 
-__all__ = ["Outbox", "SqliteStore", "id_reused", "publisher_of"]
+__all__ = ["Outbox", "SqliteStore", "id_reused", "open_sqlite", "publisher_of"]
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracking (
@@ -66,21 +66,27 @@ def id_reused(env: Envelope, where: str, first_hash: str, first_type: str) -> Ev
     )
 
 
+def open_sqlite(path: Path | str) -> tuple[Path | None, sqlite3.Connection]:
+    """Open a read model's database (a file, or ``":memory:"``): private, in autocommit, WAL on a file."""
+    file = Path(path) if str(path) != ":memory:" else None
+    if file is not None:
+        private_dir(file.parent)
+        private_sqlite(file)  # 0600 before SQLite opens it: its -wal and -shm files take this mode
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    if file is not None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, which is what we face
+    return file, db
+
+
 class SqliteStore:
     """Base of every read model. Subclasses add tables in ``SCHEMA`` and implement :meth:`apply_event`."""
 
     SCHEMA = ""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path) if str(path) != ":memory:" else None
-        if self.path is not None:
-            private_dir(self.path.parent)
-            private_sqlite(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take this mode
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        if self.path is not None:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, which is what we face
+        self.path, self.db = open_sqlite(path)
         columns = {r[0] for r in self.db.execute("SELECT name FROM pragma_table_info('applied')")}
         if columns and "publisher" not in columns:
             raise MraError(
