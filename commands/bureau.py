@@ -16,7 +16,6 @@ from mra.core.facts import HolderFile, StoredDecision
 from mra.core.models import parse_employer_type
 from mra.core.plugins import load_registry
 from mra.events.bus import Transport
-from mra.events.kafka import KafkaTransport
 from mra.events.publisher import Publisher
 from mra.events.schemas import EmployerRef, EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
@@ -124,9 +123,8 @@ def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: b
         for p in lag:  # a broker that under-reports its log end: the end is at least what was read
             if int(str(p["end"])) < int(str(p["position"])):
                 p["reported_end"], p["end"], p["lag"] = p["end"], p["position"], 0
-        group = None
-        if isinstance(transport, KafkaTransport):
-            group = transport.describe_group(group_id(runtime, jurisdiction))
+        describe = getattr(transport, "describe_group", None)  # the Kafka transports; not the in-memory one
+        group = describe(group_id(runtime, jurisdiction)) if describe is not None else None
         if group is not None:
             by_tp = {(str(p["topic"]), int(str(p["partition"]))): p for p in lag}
             for m in group["members"]:
@@ -171,12 +169,23 @@ def bureau_status(ctx: Ctx, jurisdiction: str, store_url: str | None, as_json: b
         )
         members = []
         if group is None:
-            members.append("group: no member (or the broker does not describe groups)")
+            members.append(_("group: no member (or the broker does not describe groups)"))
         else:
-            members.append(f"group {group['group_id']} ({group['state']}): {len(group['members'])} member(s)")
+            members.append(
+                _("group {group} ({state}): {n} member(s)").format(
+                    group=group["group_id"], state=group["state"], n=len(group["members"])
+                )
+            )
             for m in group["members"]:
-                owned = ", ".join(f"{tp} (lag {m['lag'].get(tp, '?')})" for tp in m["partitions"]) or "nothing"
-                members.append(f"  {m['client_id']} on {m['host']}: {owned}")
+                owned = ", ".join(
+                    _("{partition} (lag {lag})").format(partition=tp, lag=m["lag"].get(tp, "?"))
+                    for tp in m["partitions"]
+                )
+                members.append(
+                    "  " + _("{client} on {host}: {owned}").format(
+                        client=m["client_id"], host=m["host"], owned=owned or _("nothing")
+                    )
+                )
         return "\n".join([_("bureau {jurisdiction}").format(jurisdiction=jurisdiction), _counts_table(d["counts"]),
                           "", parts, *notes, "", *members])
 

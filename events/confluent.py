@@ -51,6 +51,15 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 }
 
 
+_GROUP_STATES = {
+    "STABLE": "Stable",
+    "EMPTY": "Empty",
+    "DEAD": "Dead",
+    "PREPARING_REBALANCING": "PreparingRebalance",
+    "COMPLETING_REBALANCING": "CompletingRebalance",
+}
+
+
 class ConfluentTransport:
     """Topics, one shared producer, and readers on a Kafka-protocol cluster, through librdkafka."""
 
@@ -95,6 +104,28 @@ class ConfluentTransport:
                 if e.args and e.args[0].code() == _ck().KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
                 raise KafkaPublishError(f"could not create topic {name}: {e}") from None
+
+    def describe_group(self, group_id: str) -> dict[str, Any] | None:
+        """A consumer group's state and members with the partitions each owns, in the shape
+        :meth:`mra.events.kafka.KafkaTransport.describe_group` gives; None for an unknown group or no answer."""
+        admin = self._admin()
+        try:
+            found = admin.describe_consumer_groups([group_id], request_timeout=timeout_s())[group_id].result(
+                timeout=timeout_s()
+            )
+        except Exception:  # a broker that cannot describe groups: say nothing rather than fail status
+            return None
+        members = [
+            {
+                "member_id": m.member_id,
+                "client_id": m.client_id,
+                "host": str(m.host or "").lstrip("/"),
+                "partitions": sorted((tp.topic, int(tp.partition)) for tp in m.assignment.topic_partitions),
+            }
+            for m in found.members
+        ]
+        state = getattr(found.state, "name", str(found.state))  # STABLE, EMPTY, ...: named as the protocol does
+        return {"group_id": group_id, "state": _GROUP_STATES.get(state, state), "members": members}
 
     def partitions(self, topic: str) -> list[int]:
         if topic not in self._partitions:

@@ -3,6 +3,10 @@ on the test broker over TCP."""
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Iterator
+
 import pytest
 from support.transport_cases import TransportCases
 
@@ -48,3 +52,46 @@ def test_the_transport_is_chosen_by_configuration(tmp_path, monkeypatch: pytest.
     monkeypatch.setenv("MRA_TRANSPORT", "rdkafka")
     with pytest.raises(MraError, match="kafka-python or confluent"):
         runtime.transport()
+
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Apache Kafka broker of this module's own: group descriptions are Kafka's (Tansu reports a group's
+    members without their partitions, and kafka-python cannot read its answer; docs/brokers.md)."""
+    from mra.events.broker import start_broker, stop_broker
+
+    state = tmp_path_factory.mktemp("kafka")
+    info = start_broker(state, engine="kafka", brokers=1)
+    assert info.bootstrap
+    try:
+        yield info.bootstrap
+    finally:
+        stop_broker(state)
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", [KafkaTransport, ConfluentTransport])
+def test_a_group_is_described_with_the_partitions_each_member_owns(
+    kafka_broker: str, kind: type[KafkaTransport] | type[ConfluentTransport]
+) -> None:
+    """``bureau status`` lists a group's members and what each owns, whichever Kafka client mra runs on."""
+    transport = kind(kafka_broker, client_id="mra-test")
+    topic, group = f"described-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    transport.ensure_topics({topic: 3})
+    reader = transport.reader([topic], group=group)
+    try:
+        deadline = time.monotonic() + 60
+        found = None
+        while time.monotonic() < deadline:
+            reader.poll(500, 10)
+            found = transport.describe_group(group)
+            if found and found["state"] == "Stable" and found["members"] and found["members"][0]["partitions"]:
+                break
+        assert found is not None, "the group was not described"
+        assert found["group_id"] == group and found["state"] == "Stable"
+        assert [m["partitions"] for m in found["members"]] == [[(topic, 0), (topic, 1), (topic, 2)]]
+        assert found["members"][0]["client_id"] == "mra-test"
+    finally:
+        reader.close()
+        transport.close()
