@@ -270,7 +270,8 @@ class _Batch:
 
     def revoke_certificate(self, certificate_key: str, revoked_at: datetime, reason: str) -> None:
         self.cur.execute(
-            "UPDATE certificates SET revoked_at = %s, revoke_reason = %s WHERE certificate_key = %s",
+            "UPDATE certificates SET revoked_at = %s, revoke_reason = %s "
+            "WHERE certificate_key = %s AND revoked_at IS NULL",  # the first revocation read stands
             (_ts(revoked_at), reason, certificate_key),
         )
 

@@ -217,7 +217,8 @@ class _Batch:
 
     def revoke_certificate(self, certificate_key: str, revoked_at: datetime, reason: str) -> None:
         self.db.execute(
-            "UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE certificate_key = ?",
+            "UPDATE certificates SET revoked_at = ?, revoke_reason = ? "
+            "WHERE certificate_key = ? AND revoked_at IS NULL",  # the first revocation read stands
             (_ts(revoked_at), reason, certificate_key),
         )
 

@@ -33,6 +33,7 @@ from mra.events.bus import Transport
 from mra.events.envelope import Envelope, decode
 from mra.events.kafka import KafkaTransport
 from mra.events.schemas import (
+    CertificateRevoked,
     CertificateVerified,
     VerificationAccepted,
     VerificationDeferred,
@@ -149,9 +150,14 @@ def test_requested_accepted_verified_checked_and_revoked_through_the_cli(
 
     revoked = mra("verify", "revoke", code, "--reason", "withdrawn by the issuer", "--json")
     assert revoked["published"] is True
-    mra("platform", "run", "--until-idle", "--json")
+    again = mra("verify", "revoke", code, "--reason", "withdrawn twice", "--json")  # before the platform read it
+    assert again["published"] is True
+    assert mra("platform", "run", "--until-idle", "--json")["errors"] == []
     check = mra("verify", "check", code, "--json", code=1)
-    assert check["status"] == "revoked" and check["revoked_at"]
+    assert check["status"] == "revoked" and check["revoked_at"] == revoked["revoked_at"]  # the first one stands
+    revocations = [e for e in events(kafka, topics) if isinstance(e.data, CertificateRevoked)]
+    assert len({e.id for e in revocations}) == 2  # two revocations, never one id with two contents
+    assert events(kafka, topics, "deadletter") == []
     assert mra("verify", "status", genuine["request_id"], "--json")["revoked"] is True
 
     rebuilt = mra("platform", "run", "--until-idle", "--rebuild", "--json")

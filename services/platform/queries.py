@@ -152,8 +152,10 @@ def revoke_code(
 ) -> dict[str, Any]:
     """Publish (through ``publish(data, id, time)``) that a verified certificate was withdrawn.
 
-    The event id is derived from the code, so revoking twice is one revocation. The code checks as revoked once
-    the platform has read the event.
+    The event id is derived from the code and the revocation's time and reason: a revocation published again (the
+    command run twice before the platform read the first) is an event of its own, never an id reused for other
+    content; every reader keeps the first revocation it reads. The code checks as revoked once the platform has
+    read the event.
     """
     fmt = fmt or load_settings(state_dir).code
     if not reason.strip():
@@ -177,5 +179,5 @@ def revoke_code(
         revoked_at=now,
         reason=reason.strip(),
     )
-    publish(data, stable_id("verification.certificate_revoked", reading.compact), now)
+    publish(data, stable_id("verification.certificate_revoked", reading.compact, now.isoformat(), data.reason), now)
     return out | {"status": "revoked", "revoked_at": now.isoformat(), "published": True}

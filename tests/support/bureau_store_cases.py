@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -136,6 +136,8 @@ class BureauStoreCases:
             b.end_employment("h1", "beijing", date(2025, 11, 30), later)
             b.end_employment("h1", "tianjin", date(2025, 11, 30), later)
             b.revoke_certificate("k1", later, "forged")
+        with store.batch() as b:
+            b.revoke_certificate("k1", later + timedelta(days=1), "revoked again")  # the first revocation stands
         f = store.holder_file("h1")
         assert f is not None
         assert f.employments[0].employment.ended == date(2025, 11, 30) and f.employments[0].ended_time == later
