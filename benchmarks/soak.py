@@ -47,6 +47,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mra.core.errors import MraError
 from mra.core.ids import stable_id
 from mra.core.models import CatalogueEntry
 from mra.core.plugins import Registry, load_registry
@@ -66,6 +67,7 @@ from mra.events.schemas import (
 from mra.events.signing import Mode
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
+from mra.services.bureau_sqlite import SqliteBureauStore
 from mra.services.keys import generate_key, init_keys, signer_for, standard_identities
 from mra.services.platform import (
     PUBLISHER,
@@ -570,9 +572,9 @@ class Harness:
         for j in JURISDICTIONS:
             db = self.state / "bureaus" / self.topics.prefix.rstrip(".") / f"{j}.db"
             n = 0
-            if db.exists():
-                with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
-                    n = int(c.execute("SELECT count(*) FROM applied").fetchone()[0])
+            if db.exists():  # read through the bureau's store while the bureau writes (WAL: readers do not block)
+                with contextlib.suppress(sqlite3.Error, MraError), contextlib.closing(SqliteBureauStore(db)) as store:
+                    n = store.counts().events_applied
             out[j] = n
         return out
 
@@ -641,10 +643,7 @@ class Harness:
                 raise RuntimeError(f"bureau {j} did not finish: {err[-2000:]}")
         store = PlatformStore(PlatformPaths(self.state).read_model)
         try:  # the requests submitted to it (the directly published verifications have no request event)
-            rows = store.db.execute(
-                "SELECT status, count(*) FROM requests WHERE requested_at IS NOT NULL GROUP BY status ORDER BY status"
-            )
-            return {"requests": {r[0]: r[1] for r in rows}, "unpublished": len(store.unsent())}
+            return {"requests": store.counts(requested_only=True), "unpublished": len(store.unsent())}
         finally:
             store.close()
 

@@ -78,18 +78,12 @@ class ClerkView:
             if found is None:
                 return []
             return [{"holder_id": found["holder_id"], "request_id": found["request_id"], "status": "verified"}]
-        like = "%" + employer.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         out: dict[str, dict[str, Any]] = {}
         with self._bureau() as store:
             for holder_id, name in store.store.holders_by_employer(self.jurisdiction, employer.strip(), LIMIT):
                 out.setdefault(holder_id, {"holder_id": holder_id, "employer": name})
         with self._platform() as platform:
-            for r in platform.db.execute(
-                "SELECT holder_id, request_id, status, employer_name FROM requests WHERE holder_id != '' AND "
-                "(employer_name LIKE ? ESCAPE '\\' OR employer_credit_code LIKE ? ESCAPE '\\') "
-                "ORDER BY requested_at DESC LIMIT ?",
-                (like, like, LIMIT),
-            ):
+            for r in platform.requests_by_employer(employer.strip(), LIMIT):
                 out.setdefault(
                     r["holder_id"],
                     {"holder_id": r["holder_id"], "employer": r["employer_name"], "request_id": r["request_id"]},

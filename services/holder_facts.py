@@ -18,7 +18,9 @@ from mra.events.envelope import DecodeError, decode
 from mra.events.schemas import EmploymentEnded, EmploymentStarted
 from mra.events.topics import Topics
 from mra.services.audit import read_log
+from mra.services.platform.intake import Intake
 from mra.services.platform.settings import PlatformPaths
+from mra.services.platform.store import PlatformStore
 
 __all__ = ["HolderOnLog", "known_here", "read_holder"]
 
@@ -26,16 +28,12 @@ __all__ = ["HolderOnLog", "known_here", "read_holder"]
 def known_here(state_dir: Path, holder_id: str) -> bool:
     """Whether this state dir's platform read model or intake has a request or a certificate of the holder."""
     paths = PlatformPaths(state_dir)
-    for path, query in (
-        (paths.read_model, "SELECT 1 FROM requests WHERE holder_id = ? LIMIT 1"),
-        (paths.read_model, "SELECT 1 FROM codes WHERE holder_id = ? LIMIT 1"),
-        (paths.intake, "SELECT 1 FROM intake WHERE holder_id = ? LIMIT 1"),
-    ):
+    for path, kind in ((paths.read_model, PlatformStore), (paths.intake, Intake)):
         if not path.exists():
             continue
         try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-                if db.execute(query, (holder_id,)).fetchone():
+            with closing(kind(path)) as store:
+                if store.knows_holder(holder_id):
                     return True
         except sqlite3.Error:
             continue

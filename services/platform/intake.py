@@ -120,6 +120,10 @@ class Intake:
         row: sqlite3.Row | None = self.db.execute("SELECT * FROM intake WHERE request_id = ?", (request_id,)).fetchone()
         return row
 
+    def knows_holder(self, holder_id: str) -> bool:
+        """Whether a request of the holder was taken in here."""
+        return self.db.execute("SELECT 1 FROM intake WHERE holder_id = ? LIMIT 1", (holder_id,)).fetchone() is not None
+
     def record(self, s: Submission, holder: HolderIn | None, personal: PersonalData | None = None) -> None:
         accepted = holder is not None and s.status == "accepted"
         name = holder.name if holder is not None and accepted else None

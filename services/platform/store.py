@@ -170,6 +170,16 @@ class PlatformStore(SqliteStore):
         row: sqlite3.Row | None = self.db.execute("SELECT * FROM codes WHERE code = ?", (compact,)).fetchone()
         return row
 
+    def knows_holder(self, holder_id: str) -> bool:
+        """Whether a request or a verified certificate of the holder was read."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM requests WHERE holder_id = ? UNION ALL SELECT 1 FROM codes WHERE holder_id = ? LIMIT 1",
+                (holder_id, holder_id),
+            ).fetchone()
+            is not None
+        )
+
     def code_taken(self, compact: str) -> bool:
         if self.code(compact) is not None:
             return True
@@ -199,8 +209,24 @@ class PlatformStore(SqliteStore):
             (attempt, retry_at.isoformat(), request_id),
         )
 
-    def counts(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT status, count(*) AS n FROM requests GROUP BY status ORDER BY status")
+    def requests_by_employer(self, text: str, limit: int) -> list[sqlite3.Row]:
+        """Requests with a known holder whose employer's name or credit code contains ``text``, latest first
+        (holder_id, request_id, status, employer_name)."""
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return list(
+            self.db.execute(
+                "SELECT holder_id, request_id, status, employer_name FROM requests WHERE holder_id != '' AND "
+                "(employer_name LIKE ? ESCAPE '\\' OR employer_credit_code LIKE ? ESCAPE '\\') "
+                "ORDER BY requested_at DESC LIMIT ?",
+                (like, like, limit),
+            )
+        )
+
+    def counts(self, *, requested_only: bool = False) -> dict[str, int]:
+        """Requests by status; with ``requested_only``, those that came as a request (not a verification published
+        directly)."""
+        where = "WHERE requested_at IS NOT NULL " if requested_only else ""
+        rows = self.db.execute(f"SELECT status, count(*) AS n FROM requests {where}GROUP BY status ORDER BY status")
         return {r["status"] or "unknown": int(r["n"]) for r in rows}
 
     def revoked_count(self) -> int:
