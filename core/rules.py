@@ -28,6 +28,7 @@ __all__ = [
     "Check",
     "Condition",
     "Decider",
+    "RuleOutcome",
     "Status",
     "UnknownCondition",
     "category_in",
@@ -36,6 +37,7 @@ __all__ = [
     "evaluate",
     "local_date",
     "outcome_of",
+    "rule_outcome",
     "within_age",
     "years_at_least",
 ]
@@ -122,6 +124,48 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in items if i))
 
 
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """What one rule decided, without whose decision it is: the same for every holder whose rule reads the same
+    facts, so a plugin may keep it and stamp it onto each such holder's context (:meth:`Decider.stamp`)."""
+
+    code: str
+    outcome: Outcome
+    clause: str
+    reasons: tuple[str, ...]
+    conditions: tuple[str, ...]
+    readings: tuple[str, ...]
+    rule_version: str
+
+
+def rule_outcome(
+    rule: BenefitRule,
+    checks: Sequence[Check],
+    *,
+    base: Outcome = Outcome.ELIGIBLE,
+    clause: str | None = None,
+    readings: Iterable[str] = (),
+) -> RuleOutcome:
+    """One rule's explained outcome: ineligible ones give the failed conditions as reasons, the others what was
+    met; pending checks become the conditions still to show."""
+    failed: list[str] = []
+    met: list[str] = []
+    pending: list[str] = []
+    by_status = {Status.FAILED: failed, Status.MET: met, Status.PENDING: pending}
+    for c in checks:  # one pass: a bureau decides every rule for every holder
+        by_status[c.status].append(c.detail)
+    outcome = _outcome(bool(failed), bool(pending), base)
+    return RuleOutcome(
+        code=rule.code,
+        outcome=outcome,
+        clause=clause or rule.clause,
+        reasons=_unique(failed if outcome is Outcome.INELIGIBLE else met),
+        conditions=() if outcome is Outcome.INELIGIBLE else _unique(pending),
+        readings=_unique([*readings, *(r for c in checks for r in c.readings)]),
+        rule_version=rule.version,
+    )
+
+
 class Decider:
     """Makes the explained decisions of one context. The fields every rule's decision shares (holder, certificate,
     row, inputs, time) are validated once here; each rule adds only what is its own, already typed, so a plugin
@@ -162,24 +206,21 @@ class Decider:
         clause: str | None = None,
         readings: Iterable[str] = (),
     ) -> BenefitDecision:
-        """One explained decision: ineligible ones give the failed conditions as reasons, the others what was
-        met; pending checks become the conditions still to show. No clock: the time is the context's."""
-        failed: list[str] = []
-        met: list[str] = []
-        pending: list[str] = []
-        by_status = {Status.FAILED: failed, Status.MET: met, Status.PENDING: pending}
-        for c in checks:  # one pass: a bureau decides every rule for every holder
-            by_status[c.status].append(c.detail)
-        outcome = _outcome(bool(failed), bool(pending), base)
+        """One explained decision (see :func:`rule_outcome`). No clock: the time is the context's."""
+        return self.stamp(rule_outcome(rule, checks, base=base, clause=clause, readings=readings))
+
+    def stamp(self, o: RuleOutcome) -> BenefitDecision:
+        """The decision of this context that ``o`` stands for. Its fields are typed already (the shared ones
+        validated once here, ``o``'s built by :func:`rule_outcome`), so the copy is not validated again."""
         return self._shared.model_copy(
             update={
-                "code": rule.code,
-                "outcome": outcome,
-                "clause": clause or rule.clause,
-                "reasons": _unique(failed if outcome is Outcome.INELIGIBLE else met),
-                "conditions": () if outcome is Outcome.INELIGIBLE else _unique(pending),
-                "readings": _unique([*readings, *(r for c in checks for r in c.readings)]),
-                "rule_version": rule.version,
+                "code": o.code,
+                "outcome": o.outcome,
+                "clause": o.clause,
+                "reasons": o.reasons,
+                "conditions": o.conditions,
+                "readings": o.readings,
+                "rule_version": o.rule_version,
             }
         )
 

@@ -167,3 +167,65 @@ def test_the_decision_set_does_not_depend_on_the_order_of_the_facts(
         (i, d.model_dump_json()) for i, d in sorted(want.items())
     ]
     assert latest_fact_time(facts) == latest_fact_time(reference)
+
+
+# --- the Beijing plugin's memo of rule outcomes changes no decision -------------------------------------------
+
+_ROWS = sorted(e.id for ed in REGISTRY.catalogues("beijing") for e in ed.entries if e.list != "M")
+_CHOICES = {s.key: s.choices for s in REGISTRY.policy_settings("beijing") if s.choices}
+
+
+@st.composite
+def _holder_files(draw: st.DrawFn, day: date) -> HolderFile:
+    """Holders drawn from few values on one day, so that many share a situation and differ in what the rules may
+    or may not read (ids, codes, birthdays, ages, years)."""
+    pick = draw
+    at = datetime(day.year, day.month, day.day, pick(st.sampled_from([1, 20])), tzinfo=UTC)
+    near = [date(day.year - y, day.month, min(day.day, 28)) + timedelta(days=d)
+            for y in (65, 66, 70, 71) for d in (-1, 0)]  # fmt: skip
+    e = Employment(
+        holder_id="h1",
+        jurisdiction="beijing",
+        employer=pick(st.sampled_from(["E", "F"])),
+        employer_region=pick(st.sampled_from(["beijing", "beijing", "tianjin"])),
+        started=pick(st.sampled_from([date(2024, 1, 1), day, day + timedelta(days=1)])),
+        years_in_scope=pick(st.sampled_from([None, 0, 1, 3, 3.0, 4.5, 5, 12])),
+        in_scope=pick(st.booleans()),
+        high_tech=pick(st.booleans()),
+        universal_studios=pick(st.booleans()),
+        employer_type=pick(st.sampled_from([None, "public-institution", "other"])),
+    )
+    rows = pick(st.lists(st.sampled_from(_ROWS), min_size=1, max_size=2, unique=True))
+    certs = tuple(
+        CertificateFact(f"k{n}", "h1", row, "I", pick(st.sampled_from(["", f"CODE-{n}", "C-Z"])), at, "beijing", None,
+                        f"ver-{n}")
+        for n, row in enumerate(rows)
+    )  # fmt: skip
+    category = pick(st.sampled_from(["foreign", "hkmotw", "mainland", "cn_abroad"]))
+    return file(
+        holder_id=pick(st.sampled_from(["h1", "h2"])),
+        holder=holder(category),
+        employments=(EmploymentFact(e, at, "emp"),),
+        certificates=certs,
+        born=pick(st.sampled_from([None, date(1990, 1, 2), *near])),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(choice=st.data())
+def test_the_rules_memo_gives_the_decisions_every_condition_run_gives(choice: st.DataObject) -> None:
+    from mra.plugins.beijing.rules import clear_memo, memo_off
+
+    chosen = {k: choice.draw(st.sampled_from(list(v))) for k, v in _CHOICES.items()}
+    chosen["bj.skill_certificate.outbound_rows"] = choice.draw(st.sampled_from(["", "BJ2025-O-05", "BJ2025-O-01"]))
+    merged = {**SETTINGS, **chosen}
+    day = choice.draw(st.sampled_from([date(2025, 10, 9), date(2025, 11, 30), date(2026, 2, 28), date(2025, 7, 1)]))
+    if choice.draw(st.booleans()):
+        clear_memo()
+    for f in choice.draw(st.lists(_holder_files(day), min_size=2, max_size=12)):  # one after another: the memo
+        memo = decide_holder(f, REGISTRY, merged, jurisdiction="beijing")  # is kept across holders and examples
+        with memo_off():
+            every = decide_holder(f, REGISTRY, merged, jurisdiction="beijing")
+        assert [(i, d.model_dump_json()) for i, d in sorted(memo.items())] == [
+            (i, d.model_dump_json()) for i, d in sorted(every.items())
+        ]

@@ -8,8 +8,11 @@ settings: no clock, no I/O beyond reading this plugin's own packaged data.
 
 from __future__ import annotations
 
+import threading
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -32,11 +35,13 @@ from mra.core import (
 from mra.core.rules import (
     Check,
     Decider,
+    RuleOutcome,
     Status,
     category_in,
     employed_in,
     evaluate,
     local_date,
+    rule_outcome,
     within_age,
     years_at_least,
 )
@@ -51,9 +56,11 @@ __all__ = [
     "Env",
     "RuleSpec",
     "benefits_data",
+    "clear_memo",
     "counterpart_of",
     "decide",
     "designations",
+    "memo_off",
     "mra_benefit_rules",
     "mra_decide",
     "mra_policy_settings",
@@ -755,25 +762,180 @@ def _inputs(
     }
 
 
+# --- memo: one evaluation of the rules per situation -------------------------------------------------------
+#
+# A rule's outcome (:class:`RuleOutcome`) depends only on what its conditions read: the row, the decision's
+# local day, the holder's category (and, for rules with the work-permit age condition, age and birthday), the
+# employment's region, activity on that day, scope, years, high-tech, Universal Studios and employer type, the
+# platform's verification, the designation and counterpart of the row, and the resolved settings. Never on the
+# holder's id, the certificate's key, the cause or the time of day. Holders in the same situation get the same
+# outcomes, stamped onto their own context, so the conditions run once per situation, not once per holder. A rule
+# that reads the certificate itself (``platform_verified`` says its code) is evaluated for every context.
+
+_AGE_CONDITIONS = frozenset({"work_permit_age"})
+"""The conditions that read the holder's age or birthday."""
+_CERTIFICATE_CONDITIONS = frozenset({"platform_verified"})
+"""The conditions that read the certificate itself (its code)."""
+MEMO_SIZE = 2048
+"""Situations whose outcomes are kept (least recently used dropped first)."""
+
+
+@dataclass
+class _Situation:
+    """The outcomes of one situation: of the rules that read neither the age nor the certificate (None for the
+    others), and per age of those that read the age. Holds the row and designation entries its key names by
+    identity, so their ids stay theirs while it is kept."""
+
+    keep: tuple[object, ...]
+    fixed: tuple[RuleOutcome | None, ...]
+    by_age: dict[tuple[str, bool], tuple[RuleOutcome, ...]]
+
+
+class _Memo:
+    """A bounded, thread-safe LRU of situations; the resolved settings by their values."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.enabled = True
+        self._lock = threading.Lock()
+        self._situations: OrderedDict[tuple[object, ...], _Situation] = OrderedDict()
+        self._settings: dict[str, dict[str, SettingValue]] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._situations.clear()
+            self._settings.clear()
+
+    def settings(self, data: BenefitsData, settings: Mapping[str, object]) -> tuple[str, dict[str, SettingValue]]:
+        """The resolved settings and a key for them: the repr of what :func:`resolve_settings` reads, so ``True``,
+        ``1`` and ``1.0`` stay apart."""
+        key = repr([(s.key, settings.get(s.key, s.default)) for s in data.setting])
+        found = self._settings.get(key)
+        if found is None:
+            found = resolve_settings(data, settings)  # raises on a bad value: never kept
+            with self._lock:
+                if len(self._settings) >= 64:
+                    self._settings.clear()
+                self._settings[key] = found
+        return key, found
+
+    def get(self, key: tuple[object, ...]) -> _Situation | None:
+        with self._lock:
+            found = self._situations.get(key)
+            if found is not None:
+                self._situations.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[object, ...], situation: _Situation) -> None:
+        with self._lock:
+            self._situations[key] = situation
+            while len(self._situations) > self.size:
+                self._situations.popitem(last=False)
+
+
+_MEMO = _Memo(MEMO_SIZE)
+
+
+def clear_memo() -> None:
+    """Forget every kept situation and resolved settings."""
+    _MEMO.clear()
+
+
+@contextmanager
+def memo_off() -> Iterator[None]:
+    """Decide without the memo inside the block, every condition run for every context (to check that the memo
+    changes no decision)."""
+    was, _MEMO.enabled = _MEMO.enabled, False
+    try:
+        yield
+    finally:
+        _MEMO.enabled = was
+
+
+_FIXED, _AGE, _EVERY = 0, 1, 2
+
+
+@cache
+def _reads() -> tuple[int, ...]:
+    """Per rule of the data file: kept per situation, per situation and age, or evaluated for every context."""
+    data = benefits_data()
+    out: list[int] = []
+    for spec in data.rule:
+        names = {*data.common_conditions, *spec.conditions}
+        out.append(_EVERY if names & _CERTIFICATE_CONDITIONS else _AGE if names & _AGE_CONDITIONS else _FIXED)
+    return tuple(out)
+
+
+def _situation_key(
+    settings_key: str,
+    context: DecisionContext,
+    day: date,
+    designation: CatalogueEntry | None,
+    counterpart: tuple[str, CatalogueEntry] | None,
+) -> tuple[object, ...]:
+    emp = context.employment
+    return (
+        settings_key,
+        id(context.entry),
+        day,
+        context.holder.category,
+        None if emp is None else (
+            emp.employer_region, emp.active_on(day), emp.in_scope, repr(emp.years_in_scope), emp.high_tech,
+            emp.universal_studios, emp.employer_type,
+        ),
+        context.platform_verified,
+        None if designation is None else id(designation),
+        None if counterpart is None else (counterpart[0], id(counterpart[1])),
+    )  # fmt: skip
+
+
+def _evaluate(
+    data: BenefitsData,
+    spec: RuleSpec,
+    context: DecisionContext,
+    values: Mapping[str, SettingValue],
+    day: date,
+    designation: CatalogueEntry | None,
+    counterpart: tuple[str, CatalogueEntry] | None,
+) -> RuleOutcome:
+    """One rule's outcome for one context: its conditions run on the context."""
+    entry = context.entry
+    cumulated = _placement(data, spec, entry.list, designation is not None or counterpart is not None)
+    readings: list[str] = []
+    if cumulated is None:
+        checks = [_outside_lists(data, spec, entry)]
+    else:
+        env = Env(data=data, spec=spec, context=context, settings=values, day=day, designation=designation,
+                  counterpart=counterpart)
+        checks = evaluate((*data.common_conditions, *spec.conditions), CONDITIONS, env)
+        readings = [*spec.readings, *([data.cumulation.reading] if cumulated else [])]
+    return rule_outcome(_benefit_rules()[spec.code], checks, base=spec.outcome, readings=readings)
+
+
 def decide(
     context: DecisionContext,
     settings: Mapping[str, object] | None = None,
     *,
     designated_by: Mapping[str, CatalogueEntry] | None = None,
+    memo: bool = True,
 ) -> list[BenefitDecision]:
     """Every Beijing rule's decision for one holder's row at ``context.at``, ineligible ones included
     (a rule whose lists do not cover the row is ineligible for that reason).
 
     ``designated_by`` maps a list (一) row's id to the list (四) row designating it; by default it is read
     from this plugin's own catalogue. A list (四) row is a designation, never a certificate: deciding on
-    one is refused with the row it designates.
+    one is refused with the row it designates. With ``memo`` (the default) the rules' outcomes are kept per
+    situation (see above) and reused for every holder in it; without, every condition runs: the decisions are
+    the same.
     """
     data = benefits_data()
     entry = context.entry
     if entry.list == data.mutual.list:
         target = f"the row it designates, {entry.designates}" if entry.designates else "the list (一) row it designates"
         raise ValidationFailed(f"{entry.id} is a designation in list (四), not a certificate: decide on {target}")
-    values = resolve_settings(data, settings or {})
+    use_memo = memo and _MEMO.enabled
+    given = settings or {}
+    settings_key, values = _MEMO.settings(data, given) if use_memo else ("", resolve_settings(data, given))
     day = local_date(context.at, data.utc_offset_hours)
     designated = designations() if designated_by is None else designated_by
     designation = designated.get(entry.id)
@@ -782,19 +944,32 @@ def decide(
         context, jurisdiction=JURISDICTION.code, plugin=PLUGIN,
         inputs=_inputs(context, day, designation, counterpart),
     )
+    if not use_memo:
+        return [decider.stamp(_evaluate(data, spec, context, values, day, designation, counterpart))
+                for spec in data.rule]  # fmt: skip
+    reads = _reads()
+    key = _situation_key(settings_key, context, day, designation, counterpart)
+    found = _MEMO.get(key)
+    if found is None:
+        found = _Situation(
+            keep=(entry, designation, counterpart),
+            fixed=tuple(_evaluate(data, spec, context, values, day, designation, counterpart) if r == _FIXED else None
+                        for spec, r in zip(data.rule, reads, strict=True)),
+            by_age={},
+        )  # fmt: skip
+        _MEMO.put(key, found)
+    age_key = (repr(context.holder.age), context.holder.birthday)
+    aged = found.by_age.get(age_key)
+    if aged is None:
+        aged = tuple(_evaluate(data, spec, context, values, day, designation, counterpart)
+                     for spec, r in zip(data.rule, reads, strict=True) if r == _AGE)  # fmt: skip
+        found.by_age[age_key] = aged
+    by_age = iter(aged)
     out: list[BenefitDecision] = []
-    rules = _benefit_rules()
-    for spec in data.rule:
-        cumulated = _placement(data, spec, entry.list, designation is not None or counterpart is not None)
-        readings: list[str] = []
-        if cumulated is None:
-            checks = [_outside_lists(data, spec, entry)]
-        else:
-            env = Env(data=data, spec=spec, context=context, settings=values, day=day, designation=designation,
-                      counterpart=counterpart)
-            checks = evaluate((*data.common_conditions, *spec.conditions), CONDITIONS, env)
-            readings = [*spec.readings, *([data.cumulation.reading] if cumulated else [])]
-        out.append(decider.decide(rules[spec.code], checks, base=spec.outcome, readings=readings))
+    for spec, r, o in zip(data.rule, reads, found.fixed, strict=True):
+        if o is None:
+            o = next(by_age) if r == _AGE else _evaluate(data, spec, context, values, day, designation, counterpart)
+        out.append(decider.stamp(o))
     return out
 
 
