@@ -9,6 +9,7 @@ The jurisdiction's own plugin decides each certificate through the registry.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
@@ -21,6 +22,7 @@ from mra.core.models import (
     HolderCategory,
     HolderFacts,
     Jurisdiction,
+    Outcome,
     VerifiedCertificate,
     full_years,
     on_birthday,
@@ -74,6 +76,78 @@ def decision_id(jurisdiction: str, decision: BenefitDecision, certificate_key: s
     )
 
 
+_RULE_PART: set[str] = {"jurisdiction", "code", "outcome", "clause", "reasons", "conditions", "readings"}
+_VERSION_PART: set[str] = {"rule_version"}
+_HOLDER_PART: set[str] = {"holder_id"}
+_CERTIFICATE_PART: set[str] = {"entry_id", "certificate_key", "verification_code", "edition"}
+_CONTEXT_PART: set[str] = {"plugin", "inputs", "caused_by", "decided_at"}
+_ORDER = (_HOLDER_PART, _RULE_PART, _CERTIFICATE_PART, _VERSION_PART, _CONTEXT_PART)
+_FIELDS_IN_ORDER = [f for part in _ORDER for f in sorted(part, key=list(BenefitDecision.model_fields).index)]
+if [f for f in BenefitDecision.model_fields if f != "decision_id"] != _FIELDS_IN_ORDER:  # pragma: no cover
+    raise RuntimeError("the parts of a decision's content no longer follow BenefitDecision's fields")
+_RULE_PARTS_KEPT = 4096
+
+
+def _part(d: BenefitDecision, fields: set[str]) -> str:
+    return d.model_dump_json(include=fields)[1:-1]  # pydantic's own text of those fields, without the braces
+
+
+def _immutable(value: object) -> bool:
+    return type(value) is str or isinstance(value, Outcome) or (
+        type(value) is tuple and all(type(x) is str for x in value)
+    )
+
+
+class _RuleParts:
+    """The text of rule-level parts of decisions, by the identity of the values in them, kept for every holder: a
+    plugin that keeps its rules' outcomes hands the same objects to every holder they apply to. Each entry holds
+    the values it is keyed by, so their ids stay theirs while it is kept; only immutable values are kept."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[tuple[int, ...], tuple[tuple[object, ...], str, str]] = {}
+
+    def of(self, d: BenefitDecision) -> tuple[str, str]:
+        values = (d.jurisdiction, d.code, d.outcome, d.clause, d.reasons, d.conditions, d.readings, d.rule_version)
+        key = tuple(map(id, values))
+        found = self._kept.get(key)
+        if found is not None:
+            return found[1], found[2]
+        rule, version = _part(d, _RULE_PART), _part(d, _VERSION_PART)
+        if all(map(_immutable, values)):
+            with self._lock:
+                if len(self._kept) >= _RULE_PARTS_KEPT:
+                    self._kept.pop(next(iter(self._kept)))
+                self._kept[key] = (values, rule, version)
+        return rule, version
+
+
+_RULE_PARTS = _RuleParts()
+
+
+class _Contents:
+    """Decisions' JSON without the id, exactly as ``model_dump_json(exclude={"decision_id"})`` writes it, put
+    together from parts pydantic serialised once: the rule-level part per rule outcome (:class:`_RuleParts`), the
+    holder's, certificate's and context's per context of this call (every decision of one context shares those
+    objects, kept here with their text so that their ids stay theirs; nothing changes them during the call)."""
+
+    def __init__(self) -> None:
+        self._context: dict[tuple[int, ...], tuple[tuple[object, ...], str, str, str]] = {}
+
+    def of(self, d: BenefitDecision) -> str:
+        values = (d.holder_id, d.entry_id, d.certificate_key, d.verification_code, d.edition, d.plugin, d.inputs,
+                  d.caused_by, d.decided_at)  # fmt: skip
+        key = tuple(map(id, values))
+        found = self._context.get(key)
+        if found is None:
+            found = self._context[key] = (
+                values, _part(d, _HOLDER_PART), _part(d, _CERTIFICATE_PART), _part(d, _CONTEXT_PART)
+            )
+        _, holder, certificate, context = found
+        rule, version = _RULE_PARTS.of(d)
+        return f"{{{holder},{rule},{certificate},{version},{context}}}"
+
+
 def _age(day: date, born: date | None, recorded_ages: Mapping[str, int] | None) -> int | None:
     if recorded_ages is not None:
         return recorded_ages.get(day.isoformat())
@@ -115,6 +189,7 @@ def decide_holder(
     employment = found.employment
     holder_category = HolderCategory(facts.holder.category)
     revokes = withdrawal_policy(settings, info) == "revoke"
+    contents = _Contents()
     out: DecisionSet = {}
     for cert in sorted(facts.certificates, key=lambda c: c.certificate_key):
         if cert.revoked_at is not None:
@@ -146,7 +221,7 @@ def decide_holder(
             caused_by=caused_by,
         )
         for d in registry.decide(jurisdiction, context, settings):
-            content = d.model_dump_json(exclude={"decision_id"})
+            content = contents.of(d)
             ident = decision_id(jurisdiction, d, cert.certificate_key, employment.started, content)
             if recorded is not None and ident not in recorded:
                 continue  # no new decision for an erased holder

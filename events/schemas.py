@@ -585,9 +585,17 @@ class DecisionSetChanged(Event):
         """One event for decisions of one context (they share certificate, entry, edition, code, plugin, cause and
         time) and withdrawals on the same certificate."""
         first = decided[0] if decided else None
+        texts: dict[int, str] = {}  # decisions of one context share one inputs dict: serialised once
+
+        def text(inputs: dict[str, str | int | float | bool | None]) -> str:
+            found = texts.get(id(inputs))  # every dict is alive (held by ``decided``) while its id is kept
+            if found is None:
+                found = texts[id(inputs)] = json.dumps(inputs)
+            return found
+
         seen: dict[str, tuple[int, dict[str, str | int | float | bool | None]]] = {}
         for d in decided:  # the commonest inputs, in their own key order, are said once
-            key = json.dumps(d.inputs)
+            key = text(d.inputs)
             seen[key] = (seen.get(key, (0, d.inputs))[0] + 1, d.inputs)
         common = max(seen.values(), key=lambda x: x[0])[1] if seen else {}
         common_key = json.dumps(common)
@@ -612,7 +620,7 @@ class DecisionSetChanged(Event):
                     conditions=d.conditions,
                     readings=d.readings,
                     rule_version=d.rule_version,
-                    inputs=None if json.dumps(d.inputs) == common_key else d.inputs,
+                    inputs=None if text(d.inputs) == common_key else d.inputs,
                 )
                 for d in decided
             ),

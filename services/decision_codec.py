@@ -45,6 +45,13 @@ Item = list[Any]  # [decision id, shared part, inputs index, context index, with
 
 def _short(ident: str) -> str:
     """A decision id (a UUID) in 22 characters; other ids as they are."""
+    if len(ident) == 36 and ident[8] == ident[13] == ident[18] == ident[23] == "-":
+        try:  # the canonical form a decision id has: its bytes without parsing a UUID
+            raw = bytes.fromhex(ident[:8] + ident[9:13] + ident[14:18] + ident[19:23] + ident[24:])
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:  # 32 hex digits, nothing else
+            return base64.urlsafe_b64encode(raw).decode()[:22]
     try:
         return base64.urlsafe_b64encode(uuid.UUID(ident).bytes).decode()[:22]
     except ValueError:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mra.core.decide import decide_holder, decision_id, latest_fact_time, withdrawal_reason
 from mra.core.facts import CertificateFact, EmploymentFact, ErasureFact, HolderFact, HolderFile, WithdrawnEntry
-from mra.core.models import Employment, Outcome
+from mra.core.models import BenefitDecision, Employment, Outcome
 from mra.core.plugins import load_registry
 
 REGISTRY = load_registry()
@@ -229,3 +229,41 @@ def test_the_rules_memo_gives_the_decisions_every_condition_run_gives(choice: st
         assert [(i, d.model_dump_json()) for i, d in sorted(memo.items())] == [
             (i, d.model_dump_json()) for i, d in sorted(every.items())
         ]
+
+
+# --- a decision's content, put together from parts, is pydantic's own text of it ----------------------------
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), _TEXT)
+
+
+@st.composite
+def _decisions(draw: st.DrawFn) -> list[BenefitDecision]:
+    """Decisions of one context sharing its objects, as a plugin's Decider makes them, with arbitrary values."""
+    zones = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
+    at = draw(st.datetimes(timezones=st.sampled_from(zones)))
+    shared = BenefitDecision(
+        holder_id=draw(_TEXT), jurisdiction=draw(_TEXT), code="", outcome=Outcome.INELIGIBLE, clause="",
+        entry_id=draw(_TEXT), certificate_key=draw(_TEXT), verification_code=draw(_TEXT), edition=draw(_TEXT),
+        rule_version="", plugin=draw(_TEXT), inputs=draw(st.dictionaries(_TEXT, _VALUES, max_size=4)),
+        caused_by=draw(_TEXT), decided_at=at,
+    )  # fmt: skip
+    rules = st.fixed_dictionaries({
+        "code": _TEXT, "outcome": st.sampled_from(list(Outcome)), "clause": _TEXT,
+        "reasons": st.lists(_TEXT, max_size=3).map(tuple), "conditions": st.lists(_TEXT, max_size=2).map(tuple),
+        "readings": st.lists(_TEXT, max_size=2).map(tuple), "rule_version": _TEXT,
+    })  # fmt: skip
+    return [shared.model_copy(update=u) for u in draw(st.lists(rules, min_size=1, max_size=4))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(contexts=st.lists(_decisions(), min_size=1, max_size=3))
+def test_a_decisions_content_put_together_from_parts_is_pydantics_text_of_it(
+    contexts: list[list[BenefitDecision]],
+) -> None:
+    from mra.core.decide import _Contents
+
+    contents = _Contents()
+    for ds in contexts:
+        for d in [*ds, *ds]:  # each part kept, then reused
+            assert contents.of(d) == d.model_dump_json(exclude={"decision_id"})
