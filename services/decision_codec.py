@@ -78,16 +78,32 @@ class SetRow:
         self.contexts: list[list[str]] = data["c"]
         self.inputs: list[list[Any]] = data["i"]  # [key list part, values]
         self.items: dict[str, Item] = {}
+        self._shorts: dict[str, str] = {}  # decision id: its stored short form
         for i in data["d"]:
             ident = _long(i[0])
             self.items[ident] = [ident, *i[1:]]
+            self._shorts[ident] = i[0]
+        # decisions of one context share their objects: their indexes found once, by identity (each entry keeps the
+        # objects it is keyed by, so that their ids stay theirs)
+        self._found: dict[tuple[int, ...], tuple[tuple[object, ...], int]] = {}
 
     def body(self) -> str:
-        items = [[_short(i[0]), *i[1:]] for i in self.items.values()]
+        shorts = self._shorts
+        items = [[shorts.get(i[0]) or _short(i[0]), *i[1:]] for i in self.items.values()]
         data = {"c": self.contexts, "i": self.inputs, "d": items}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
+    def _once(self, values: tuple[object, ...], find: Callable[[], int]) -> int:
+        key = tuple(map(id, values))
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = (values, find())
+        return found[1]
+
     def context(self, d: BenefitDecision) -> int:
+        return self._once(("c", d.verification_code, d.caused_by, d.decided_at), lambda: self._context(d))
+
+    def _context(self, d: BenefitDecision) -> int:
         ctx = [d.verification_code, d.caused_by, d.decided_at.isoformat()]
         for n, c in enumerate(self.contexts):
             if c == ctx:
@@ -97,6 +113,9 @@ class SetRow:
 
     def inputs_of(self, d: BenefitDecision, keys: int) -> int:
         """The index of the decision's inputs in this row: [key list part, values]."""
+        return self._once(("i", d.inputs, keys), lambda: self._inputs_of(d, keys))
+
+    def _inputs_of(self, d: BenefitDecision, keys: int) -> int:
         values: list[Any] = list(d.inputs.values())
         for n, i in enumerate(self.inputs):
             if i == [keys, values]:
@@ -149,6 +168,7 @@ class DecisionCodec:
 
         shared = self._part(db, shared_key, shared_part)
         keys = self._part(db, ("k", *d.inputs), lambda: {"keys": list(d.inputs)})
+        row._shorts[d.decision_id] = _short(d.decision_id)
         return [d.decision_id, shared, row.inputs_of(d, keys), row.context(d), None]
 
     def outcome(self, db: sqlite3.Connection, shared: int) -> Outcome:
