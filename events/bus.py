@@ -9,12 +9,23 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from mra.events.envelope import Record
 
-__all__ = ["InMemoryTransport", "PublishError", "Reader", "TopicPartition", "Transport", "partition_for"]
+__all__ = [
+    "Fenced",
+    "InMemoryTransport",
+    "PublishError",
+    "Reader",
+    "TopicPartition",
+    "Transaction",
+    "Transport",
+    "partition_for",
+]
 
 TopicPartition = tuple[str, int]
 AssignCallback = Callable[[set[TopicPartition]], None]
@@ -22,6 +33,20 @@ AssignCallback = Callable[[set[TopicPartition]], None]
 
 class PublishError(RuntimeError):
     """An event was not written. Retryable: nothing was reported as published."""
+
+
+class Fenced(PublishError):
+    """Another producer took this transactional id over: this one's open transaction is aborted and it may write
+    nothing more under the id until it takes the id back (:meth:`Transport.fence`)."""
+
+
+@dataclass
+class Transaction:
+    """A transaction of one transactional id. ``written``, filled when it commits, is the next offset after the
+    last record it wrote, per partition it wrote to."""
+
+    transactional_id: str
+    written: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 class Reader(Protocol):
@@ -57,6 +82,20 @@ class Transport(Protocol):
 
     def flush(self, timeout: float | None = None) -> None: ...
 
+    def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:
+        """A transactional publishing scope: what this thread sends inside it is written atomically when the block
+        ends (committed, then ``written`` is set), or not at all when it raises (aborted; read_committed readers never
+        see it). Commit failures raise :class:`PublishError`, :class:`Fenced` when another producer took the id over.
+        The first scope of an id takes it over as :meth:`fence` does; once fenced, scopes raise :class:`Fenced` until
+        :meth:`fence` takes the id back."""
+        ...
+
+    def fence(self, transactional_id: str) -> None:
+        """Take ``transactional_id`` over with a new producer session: a transaction a previous holder left open is
+        aborted (one it was committing is completed first), and the previous holder's later writes are refused. Once
+        this returns, a read_committed reader sees everything the previous holders committed."""
+        ...
+
     def reader(
         self,
         topics: Sequence[str],
@@ -88,6 +127,17 @@ class InMemoryTransport:
         self._lock = threading.Condition()
         self._default = default_partitions
         self._rr = 0
+        self._epochs: dict[str, int] = {}  # transactional id: the epoch of its latest holder (shared by clients)
+        self._mine: dict[str, int] = {}  # transactional id: the epoch this client holds it at
+        self._open: tuple[int, Transaction, list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]]] | None
+        self._open = None
+
+    def client(self) -> InMemoryTransport:
+        """Another client of the same logs, groups and transactional ids (as a second process on one cluster)."""
+        other = InMemoryTransport(self._default)
+        other._logs, other._committed, other._lock = self._logs, self._committed, self._lock
+        other._epochs = self._epochs
+        return other
 
     def ensure_topics(self, topics: Mapping[str, int]) -> None:
         with self._lock:
@@ -101,17 +151,54 @@ class InMemoryTransport:
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
         with self._lock:
-            log = self._logs.get(topic)
-            if log is None:
+            if topic not in self._logs:
                 raise PublishError(f"topic {topic!r} does not exist (topics are created explicitly)")
-            self._rr += 1
-            p = partition_for(key, len(log.parts), self._rr)
-            part = log.parts[p]
-            part.append(Record(topic, p, len(part), key, value, tuple(headers), int(time.time() * 1000)))
+            scope = self._open
+            if scope is not None and scope[0] == threading.get_ident():
+                scope[2].append((topic, key, value, tuple(headers)))  # written when the transaction commits
+                return
+            self._append(topic, key, value, tuple(headers))
             self._lock.notify_all()
+
+    def _append(self, topic: str, key: bytes | None, value: bytes, headers: tuple[tuple[str, bytes], ...]) -> int:
+        log = self._logs[topic]
+        self._rr += 1
+        p = partition_for(key, len(log.parts), self._rr)
+        part = log.parts[p]
+        part.append(Record(topic, p, len(part), key, value, headers, int(time.time() * 1000)))
+        return p
 
     def flush(self, timeout: float | None = None) -> None:
         return None
+
+    def fence(self, transactional_id: str) -> None:
+        with self._lock:
+            self._epochs[transactional_id] = self._mine[transactional_id] = self._epochs.get(transactional_id, 0) + 1
+
+    @contextmanager
+    def transaction(self, transactional_id: str) -> Iterator[Transaction]:
+        if self._open is not None:
+            raise RuntimeError("a transaction is already open on this transport")
+        if transactional_id not in self._mine:
+            self.fence(transactional_id)
+        elif self._epochs.get(transactional_id) != self._mine[transactional_id]:
+            raise Fenced(f"transactional id {transactional_id!r} was taken over; take it back before writing")
+        tx = Transaction(transactional_id)
+        buffered: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]] = []
+        self._open = (threading.get_ident(), tx, buffered)
+        try:
+            yield tx
+        except BaseException:
+            self._open = None  # aborted: nothing buffered is written
+            raise
+        self._open = None
+        with self._lock:
+            if self._epochs.get(transactional_id) != self._mine.get(transactional_id):
+                raise Fenced(f"transactional id {transactional_id!r} was taken over; the transaction is aborted")
+            for topic, key, value, headers in buffered:
+                p = self._append(topic, key, value, headers)
+                tx.written[(topic, p)] = len(self._logs[topic].parts[p])
+            self._lock.notify_all()
 
     def records(self, topic: str) -> list[Record]:
         """Every record of a topic, partition by partition (for tests and tools)."""

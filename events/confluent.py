@@ -11,13 +11,21 @@ optional dependency (``pip install 'mra[confluent]'``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from mra.core.errors import MraError
-from mra.events.bus import AssignCallback, TopicPartition
+from mra.events.bus import AssignCallback, TopicPartition, Transaction
 from mra.events.envelope import Record
-from mra.events.kafka import KafkaPublishError, KafkaReadError, replication_settings, timeout_s
+from mra.events.kafka import (
+    TRANSACTION_TIMEOUT_MS,
+    KafkaFenced,
+    KafkaPublishError,
+    KafkaReadError,
+    replication_settings,
+    timeout_s,
+)
 
 __all__ = ["ConfluentReader", "ConfluentTransport", "available"]
 
@@ -69,6 +77,9 @@ class ConfluentTransport:
         self._producer: Any = None
         self._errors: list[Any] = []
         self._partitions: dict[str, list[int]] = {}
+        self._transactional: dict[str, Any] = {}  # transactional id: its producer (fenced on creation)
+        self._fenced: set[str] = set()  # ids another producer took over: refused until fence() takes them back
+        self._open: tuple[int, Any, list[Any], list[Any]] | None = None  # thread, producer, delivered, errors
 
     def _base(self) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id}
@@ -148,10 +159,13 @@ class ConfluentTransport:
             self._errors.append(err)
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
-        p = self.producer
+        scope = self._open
+        inside = scope is not None and scope[0] == threading.get_ident()
+        p = scope[1] if scope is not None and inside else self.producer
+        report = self._in_transaction if inside else self._delivered
         while True:
             try:
-                p.produce(topic, value=value, key=key, headers=list(headers), on_delivery=self._delivered)
+                p.produce(topic, value=value, key=key, headers=list(headers), on_delivery=report)
                 break
             except BufferError:
                 p.poll(0.05)  # the local queue is full: serve delivery reports, then queue again
@@ -161,8 +175,103 @@ class ConfluentTransport:
                 ) from None
         p.poll(0)
 
+    def _in_transaction(self, err: Any, msg: Any) -> None:
+        scope = self._open
+        if scope is not None:
+            (scope[3] if err is not None else scope[2]).append(err if err is not None else msg)
+
+    # transactions ------------------------------------------------------------------------------------------------
+    def fence(self, transactional_id: str) -> None:
+        self._fenced.discard(transactional_id)
+        self._transactional.pop(transactional_id, None)
+        settings = {
+            **self._base(),
+            **PRODUCER_SETTINGS,
+            "transactional.id": transactional_id,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "delivery.timeout.ms": int(timeout_s() * 1000) * 3,
+        }
+        producer = _ck().Producer(settings)
+        try:
+            producer.init_transactions(timeout_s() * 3)
+        except _ck().KafkaException as e:
+            raise KafkaPublishError(
+                f"cannot take transactional id {transactional_id!r} over at {self.bootstrap}: {e}; nothing was written"
+            ) from None
+        self._transactional[transactional_id] = producer
+
+    def _failed(self, transactional_id: str, e: Any, what: str) -> KafkaPublishError:
+        """The error to raise; drops the id's producer unless the failure left it usable (abortable)."""
+        ck = _ck()
+        err = e.args[0] if isinstance(e, ck.KafkaException) and e.args else e
+        code = err.code() if hasattr(err, "code") else None
+        fenced = code in (ck.KafkaError._FENCED, ck.KafkaError.PRODUCER_FENCED, ck.KafkaError.INVALID_PRODUCER_EPOCH)
+        if fenced or not (hasattr(err, "txn_requires_abort") and err.txn_requires_abort()):
+            self._transactional.pop(transactional_id, None)
+        text = err.str() if hasattr(err, "str") else str(err)
+        if fenced:
+            self._fenced.add(transactional_id)
+            return KafkaFenced(
+                f"transactional id {transactional_id!r} was taken over by another producer ({text}); {what}"
+            )
+        return KafkaPublishError(f"{what}: {text}; the transaction is not reported committed")
+
+    def _abort(self, transactional_id: str, producer: Any) -> None:
+        try:
+            producer.abort_transaction(timeout_s() * 3)
+        except Exception:  # a producer that cannot abort is dropped: its transaction times out or is fenced
+            self._transactional.pop(transactional_id, None)
+
+    @contextlib.contextmanager
+    def transaction(self, transactional_id: str) -> Iterator[Transaction]:
+        if self._open is not None:
+            raise RuntimeError("a transaction is already open on this transport")
+        if transactional_id in self._fenced:
+            raise KafkaFenced(f"transactional id {transactional_id!r} was taken over; take it back before writing")
+        if transactional_id not in self._transactional:
+            self.fence(transactional_id)
+        producer = self._transactional[transactional_id]
+        ck = _ck()
+        try:
+            producer.begin_transaction()
+        except ck.KafkaException as e:
+            raise self._failed(transactional_id, e, "nothing was written") from None
+        tx = Transaction(transactional_id)
+        delivered: list[Any] = []
+        errors: list[Any] = []
+        self._open = (threading.get_ident(), producer, delivered, errors)
+        try:
+            yield tx
+        except BaseException:
+            self._open = None
+            self._abort(transactional_id, producer)
+            raise
+        try:
+            left = producer.flush(timeout_s() * 3)
+            if errors or left:
+                self._open = None
+                self._abort(transactional_id, producer)
+                raise self._failed(
+                    transactional_id, errors[0] if errors else "not acknowledged in time", "nothing was written"
+                )
+            producer.commit_transaction(timeout_s() * 3)
+        except ck.KafkaException as e:  # the outcome is not known unless the error says to abort
+            err = e.args[0] if e.args else None
+            if err is not None and err.txn_requires_abort():
+                self._abort(transactional_id, producer)
+            raise self._failed(transactional_id, e, "committing the transaction failed") from None
+        finally:
+            self._open = None
+        for m in delivered:
+            tp = (m.topic(), m.partition())
+            tx.written[tp] = max(tx.written.get(tp, 0), m.offset() + 1)
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued message is acknowledged; raise :class:`KafkaPublishError` if any was not."""
+        scope = self._open
+        if scope is not None and scope[0] == threading.get_ident():
+            scope[1].flush(timeout if timeout is not None else timeout_s() * 3)  # failures are reported on commit
+            return
         if self._producer is None:
             return
         left = self._producer.flush(timeout if timeout is not None else timeout_s() * 4)
@@ -197,6 +306,7 @@ class ConfluentTransport:
             with contextlib.suppress(Exception):
                 self._producer.flush(5)
             self._producer = None
+        self._transactional.clear()
 
 
 class ConfluentReader:
@@ -219,6 +329,7 @@ class ConfluentReader:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            "isolation.level": "read_committed",  # librdkafka's default, said once: aborted records are never read
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
             "max.poll.interval.ms": 300000,

@@ -278,6 +278,13 @@ def _index(versions: dict[str, type[BaseModel] | None]) -> str:
         "  its `$id` is the event's `ce_dataschema`.",
         "- [signing.md](signing.md): the exact bytes an outside producer hashes and signs, with test vectors.",
         "",
+        "Readers must read committed (Kafka's `isolation.level=read_committed`; librdkafka's default, kafka-python's",
+        "`isolation_level='read_committed'`). Bureaus publish to `benefits` in Kafka transactions: a transaction that",
+        "was aborted (a bureau instance killed or fenced by its successor) leaves records on the log that only a",
+        "read_uncommitted reader sees, and those events were never published. A reader that reads committed sees",
+        "each decision-set event id once. Tansu, the development broker, shows aborted records to read_committed",
+        "readers too (docs/brokers.md): there, skip an event id read before, as every mra reader does.",
+        "",
         "| type | topic | key | current |",
         "|---|---|---|---|",
     ]

@@ -16,23 +16,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from mra.core.errors import MraError
-from mra.events.bus import AssignCallback, PublishError, TopicPartition
+from mra.events.bus import AssignCallback, Fenced, PublishError, TopicPartition, Transaction
 from mra.events.envelope import Record
 
 __all__ = [
     "CONSUMER_SETTINGS",
     "PRODUCER_SETTINGS",
+    "KafkaFenced",
     "KafkaPublishError",
     "KafkaReadError",
     "KafkaReader",
@@ -110,6 +112,11 @@ class KafkaPublishError(PublishError, MraError):
         self.exit_code = 75 if retriable else 1
 
 
+class KafkaFenced(KafkaPublishError, Fenced):
+    """Another producer took the transactional id over (:class:`Fenced`). Retriable: the caller may take the id back
+    and try again once it has checked what its predecessors committed."""
+
+
 class KafkaReadError(MraError, ConnectionError):
     """The cluster did not answer a read in time; a consumer waits and tries again."""
 
@@ -138,10 +145,12 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "max_poll_interval_ms": 60000,
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
+    "isolation_level": "read_committed",
     "fetch_max_wait_ms": 100,
     "reconnect_backoff_max_ms": 2000,
 }
-"""Consumer settings; ``bootstrap_timeout_ms`` and ``request_timeout_ms`` are added from :func:`timeout_s`."""
+"""Consumer settings; ``bootstrap_timeout_ms`` and ``request_timeout_ms`` are added from :func:`timeout_s`. Readers
+read committed: a transaction's records once it commits, never those of an aborted one."""
 
 PRODUCER_SETTINGS: dict[str, Any] = {
     "acks": "all",
@@ -155,6 +164,22 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 """Producer settings. A record not acknowledged within ``delivery_timeout_ms`` fails its future, which
 :meth:`KafkaTransport.flush` reports: a publisher never reports success for an event that was not written."""
 
+TRANSACTION_TIMEOUT_MS = 30000
+"""How long the cluster keeps a transaction open before aborting it (a holder that died with one open and was not
+fenced by a successor): read_committed readers of its partitions wait at most that long."""
+
+_FENCED = ("ProducerFencedError", "InvalidProducerEpochError", "TransactionalIdAuthorizationFailedError")
+
+
+def _fenced(e: BaseException | None) -> bool:
+    return e is not None and type(e).__name__ in _FENCED
+
+
+def _wait(result: Any, what: str) -> None:
+    """Wait for a transactional request at most ``delivery_timeout_ms``: kafka-python's own calls wait forever."""
+    if not result.wait(timeout_ms=PRODUCER_SETTINGS["delivery_timeout_ms"]):
+        raise KafkaTimeoutError(f"{what} not answered within {PRODUCER_SETTINGS['delivery_timeout_ms']} ms")
+
 
 class KafkaTransport:
     """Topics, one shared producer, and readers on a Kafka-protocol cluster."""
@@ -165,6 +190,9 @@ class KafkaTransport:
         self._producer: KafkaProducer | None = None
         self._pending: list[Any] = []
         self._partitions: dict[str, list[int]] = {}
+        self._transactional: dict[str, KafkaProducer] = {}  # transactional id: its producer (fenced on creation)
+        self._fenced: set[str] = set()  # ids another producer took over: refused until fence() takes them back
+        self._open: tuple[int, KafkaProducer, list[Any]] | None = None  # the thread, producer, futures of a scope
 
     # topics ------------------------------------------------------------------------------------------------------
     def _unreachable(self, e: Exception) -> KafkaPublishError:
@@ -287,7 +315,11 @@ class KafkaTransport:
         return self._producer
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
+        scope = self._open
         try:
+            if scope is not None and scope[0] == threading.get_ident():
+                scope[2].append(scope[1].send(topic, key=key, value=value, headers=list(headers)))
+                return
             self._pending.append(self.producer.send(topic, key=key, value=value, headers=list(headers)))
         except KafkaError as e:
             raise KafkaPublishError(
@@ -297,15 +329,102 @@ class KafkaTransport:
     def _discard_producer(self) -> None:
         """Drop a producer that failed: a new one (a new idempotence session) is made on the next send."""
         producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        sender = getattr(producer, "_sender", None)
-        if sender is not None:  # abort what it still holds: those messages were reported as not written
-            with contextlib.suppress(Exception):
-                sender.force_close()
-                sender.join(2)
-        with contextlib.suppress(Exception):
-            producer.close(timeout=0)
+        _close_now(producer)
+
+    # transactions ------------------------------------------------------------------------------------------------
+    def fence(self, transactional_id: str) -> None:
+        self._fenced.discard(transactional_id)
+        _close_now(self._transactional.pop(transactional_id, None))
+        try:
+            producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                client_id=self.client_id,
+                bootstrap_timeout_ms=_ms(),
+                transactional_id=transactional_id,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                **PRODUCER_SETTINGS,
+            )
+        except KafkaError as e:
+            raise self._unreachable(e) from None
+        try:
+            producer.init_transactions()
+        except KafkaError as e:
+            _close_now(producer)
+            raise KafkaPublishError(
+                f"cannot take transactional id {transactional_id!r} over at {self.bootstrap}: {e}; nothing was written",
+                _transient(e) or isinstance(e, KafkaTimeoutError),
+            ) from None
+        self._transactional[transactional_id] = producer
+
+    def _failed(self, transactional_id: str, e: BaseException | None, what: str) -> KafkaPublishError:
+        """Drop the id's producer after a failure whose outcome it cannot repair; the error to raise."""
+        _close_now(self._transactional.pop(transactional_id, None))
+        if _fenced(e):
+            self._fenced.add(transactional_id)
+            return KafkaFenced(
+                f"transactional id {transactional_id!r} was taken over by another producer ({e}); {what}"
+            )
+        return KafkaPublishError(f"{what}: {e}; the transaction is not reported committed")
+
+    def _abort(self, transactional_id: str, producer: KafkaProducer) -> None:
+        try:
+            manager = getattr(producer, "_transaction_manager", None)
+            if manager is None:
+                producer.abort_transaction()
+            else:
+                result = manager.begin_abort()
+                producer._sender.wakeup()
+                _wait(result, "aborting the transaction")
+        except Exception:  # a producer that cannot abort is dropped: its transaction times out or is fenced
+            _close_now(self._transactional.pop(transactional_id, None))
+
+    @contextlib.contextmanager
+    def transaction(self, transactional_id: str) -> Iterator[Transaction]:
+        if self._open is not None:
+            raise RuntimeError("a transaction is already open on this transport")
+        if transactional_id in self._fenced:
+            raise KafkaFenced(f"transactional id {transactional_id!r} was taken over; take it back before writing")
+        if transactional_id not in self._transactional:
+            self.fence(transactional_id)
+        producer = self._transactional[transactional_id]
+        try:
+            producer.begin_transaction()
+        except KafkaError as e:
+            raise self._failed(transactional_id, e, "nothing was written") from None
+        tx = Transaction(transactional_id)
+        futures: list[Any] = []
+        self._open = (threading.get_ident(), producer, futures)
+        try:
+            yield tx
+        except BaseException:
+            self._open = None
+            self._abort(transactional_id, producer)
+            raise
+        self._open = None
+        try:
+            producer.flush(timeout=PRODUCER_SETTINGS["delivery_timeout_ms"] / 1000)
+        except KafkaError as e:
+            self._abort(transactional_id, producer)
+            raise self._failed(transactional_id, e, "nothing was written") from None
+        failed = [f.exception for f in futures if not f.is_done or f.failed()]
+        if failed:
+            self._abort(transactional_id, producer)
+            first = next((e for e in failed if e is not None), None)
+            raise self._failed(transactional_id, first, f"{len(failed)} record(s) not written; nothing was") from None
+        try:
+            manager = getattr(producer, "_transaction_manager", None)
+            if manager is None:
+                producer.commit_transaction()
+            else:  # as commit_transaction, with a bounded wait
+                result = manager.begin_commit()
+                producer._sender.wakeup()
+                _wait(result, "committing the transaction")
+        except KafkaError as e:  # the outcome is not known: a successor's fence settles it
+            raise self._failed(transactional_id, e, "committing the transaction failed") from None
+        for f in futures:
+            meta = f.value
+            tp = (meta.topic, meta.partition)
+            tx.written[tp] = max(tx.written.get(tp, 0), meta.offset + 1)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued message is acknowledged; raise :class:`KafkaPublishError` if any was not.
@@ -313,6 +432,11 @@ class KafkaTransport:
         ``None`` waits at most the producer's ``delivery_timeout_ms``. After a failure the producer is discarded,
         so a publisher that retries starts afresh instead of inheriting a broken session.
         """
+        scope = self._open
+        if scope is not None and scope[0] == threading.get_ident():
+            with contextlib.suppress(KafkaError):  # inside a transaction: failures are reported when it commits
+                scope[1].flush(timeout=timeout)
+            return
         if self._producer is None:
             return
         pending, self._pending = self._pending, []
@@ -358,6 +482,21 @@ class KafkaTransport:
             with contextlib.suppress(Exception):
                 self._producer.close(timeout=5)
             self._producer = None
+        for tid in list(self._transactional):
+            _close_now(self._transactional.pop(tid))
+
+
+def _close_now(producer: KafkaProducer | None) -> None:
+    """Close a producer without sending what it still holds (those messages were reported as not written)."""
+    if producer is None:
+        return
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        with contextlib.suppress(Exception):
+            sender.force_close()
+            sender.join(2)
+    with contextlib.suppress(Exception):
+        producer.close(timeout=0)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 from mra.core.errors import MraError, ValidationFailed
 from mra.core.facts import HolderFile, StoredDecision
 from mra.core.plugins import Registry, load_registry
-from mra.events.bus import AssignCallback, Reader, TopicPartition, Transport
+from mra.events.bus import AssignCallback, Reader, TopicPartition, Transaction, Transport
 from mra.events.consumer import DeadLetter, Delivery, Processor, RunStats
 from mra.events.envelope import Record
 from mra.events.topics import Topics
@@ -154,6 +155,13 @@ class ReadOnlyTransport:
         self.withheld += 1
 
     def flush(self, timeout: float | None = None) -> None:
+        return None
+
+    @contextmanager
+    def transaction(self, transactional_id: str) -> Iterator[Transaction]:
+        yield Transaction(transactional_id)  # what is sent inside is withheld like the rest
+
+    def fence(self, transactional_id: str) -> None:
         return None
 
     def reader(

@@ -8,20 +8,26 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from support.transport_cases import TransportCases
+from support.transport_cases import FencingCases, TransportCases
 
 from mra.events.bus import InMemoryTransport, Transport
 from mra.events.confluent import ConfluentTransport
 from mra.events.kafka import KafkaTransport
 
 
-class TestInMemoryTransport(TransportCases):
+class TestInMemoryTransport(FencingCases):
     def create_transport(self) -> Transport:
         return InMemoryTransport()
+
+    def second_client(self, first: Transport) -> Transport:
+        assert isinstance(first, InMemoryTransport)
+        return first.client()
 
 
 @pytest.mark.broker
 class TestKafkaPythonTransport(TransportCases):
+    hides_aborted = None  # the session's broker may be Tansu; tests/test_transactions_kafka.py runs these on Kafka
+
     @pytest.fixture(autouse=True)
     def _bootstrap(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
@@ -32,6 +38,8 @@ class TestKafkaPythonTransport(TransportCases):
 
 @pytest.mark.broker
 class TestConfluentTransport(TransportCases):
+    hides_aborted = None
+
     @pytest.fixture(autouse=True)
     def _bootstrap(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap

@@ -1,0 +1,53 @@
+"""Transactions on Apache Kafka (a one-broker cluster mra starts): the shared transport cases, with aborted and
+fenced transactions invisible to read_committed readers, on kafka-python and confluent-kafka."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.transport_cases import FencingCases
+
+from mra.events.broker import start_broker, stop_broker
+from mra.events.bus import Transport
+from mra.events.confluent import ConfluentTransport
+from mra.events.kafka import KafkaTransport
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module")
+def apache_kafka() -> Iterator[str]:
+    state = Path(tempfile.mkdtemp(prefix="mra-tx-kafka-"))
+    info = start_broker(state, engine="kafka", brokers=1)
+    assert info.bootstrap
+    try:
+        yield info.bootstrap
+    finally:
+        stop_broker(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+class TestKafkaPythonOnKafka(FencingCases):
+    hides_aborted = True
+
+    @pytest.fixture(autouse=True)
+    def _bootstrap(self, apache_kafka: str) -> None:
+        self.bootstrap = apache_kafka
+
+    def create_transport(self) -> Transport:
+        return KafkaTransport(self.bootstrap, client_id="mra-test")
+
+
+class TestConfluentOnKafka(FencingCases):
+    hides_aborted = True
+
+    @pytest.fixture(autouse=True)
+    def _bootstrap(self, apache_kafka: str) -> None:
+        self.bootstrap = apache_kafka
+
+    def create_transport(self) -> Transport:
+        return ConfluentTransport(self.bootstrap, client_id="mra-test")
