@@ -10,6 +10,7 @@ The jurisdiction's own plugin decides each certificate through the registry.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
@@ -105,7 +106,7 @@ class _RuleParts:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._kept: dict[tuple[int, ...], tuple[tuple[object, ...], str, str]] = {}
+        self._kept: OrderedDict[tuple[int, ...], tuple[tuple[object, ...], str, str]] = OrderedDict()
 
     def of(self, d: BenefitDecision) -> tuple[str, str]:
         values = (d.jurisdiction, d.code, d.outcome, d.clause, d.reasons, d.conditions, d.readings, d.rule_version)
@@ -117,7 +118,7 @@ class _RuleParts:
         if all(map(_immutable, values)):
             with self._lock:
                 if len(self._kept) >= _RULE_PARTS_KEPT:
-                    self._kept.pop(next(iter(self._kept)))
+                    self._kept.popitem(last=False)  # the oldest
                 self._kept[key] = (values, rule, version)
         return rule, version
 
