@@ -55,10 +55,28 @@ _SHORT_REF = re.compile(r"^(?:(?P<prefix>[A-Z]{2}[0-9A-Z]*)-)?(?P<list>[A-Z]+)-?
 M = TypeVar("M", bound=BaseModel)
 
 
+_INDEXES: dict[int, tuple[CatalogueEdition, dict[str, CatalogueEntry]]] = {}
+_INDEXES_KEPT = 64
+
+
+def _entries_by_id(edition: CatalogueEdition) -> dict[str, CatalogueEntry]:
+    """The edition's rows by id, the first of an id as :meth:`CatalogueEdition.entry` finds it: built once per
+    edition object (frozen), kept with the edition so that its id stays its own."""
+    found = _INDEXES.get(id(edition))
+    if found is None or found[0] is not edition:
+        index: dict[str, CatalogueEntry] = {}
+        for e in edition.entries:
+            index.setdefault(e.id, e)
+        if len(_INDEXES) >= _INDEXES_KEPT:
+            _INDEXES.clear()
+        found = _INDEXES[id(edition)] = (edition, index)
+    return found[1]
+
+
 def resolve_entry_ref(edition: CatalogueEdition, ref: str) -> CatalogueEntry | None:
     """Find a row by canonical id (``BJ2025-I-001``) or short form (``I-1``, ``I-001``, ``i1``)."""
     text = ref.strip().upper()
-    exact = edition.entry(text)
+    exact = _entries_by_id(edition).get(text)
     if exact is not None:
         return exact
     m = _SHORT_REF.match(text)

@@ -103,9 +103,12 @@ def decision_set_events(
     whose outcomes changed, with the new outcomes and the withdrawals (``withdrawn``: id to reason, of decisions
     in ``before``)."""
     groups: dict[tuple[str, ...], list[BenefitDecision]] = {}
+    times: dict[int, str] = {}  # decisions of one context share their time: written once (each is held by decided)
     for d in decided:
-        key = (d.certificate_key, d.entry_id, d.edition, d.verification_code, d.plugin, d.caused_by,
-               d.decided_at.isoformat())  # fmt: skip
+        at = times.get(id(d.decided_at))
+        if at is None:
+            at = times[id(d.decided_at)] = d.decided_at.isoformat()
+        key = (d.certificate_key, d.entry_id, d.edition, d.verification_code, d.plugin, d.caused_by, at)
         groups.setdefault(key, []).append(d)
     gone: dict[str, list[OutcomeWithdrawn]] = {}
     for ident, reason in sorted(withdrawn.items()):
