@@ -599,33 +599,35 @@ class DecisionSetChanged(Event):
             seen[key] = (seen.get(key, (0, d.inputs))[0] + 1, d.inputs)
         common = max(seen.values(), key=lambda x: x[0])[1] if seen else {}
         common_key = json.dumps(common)
-        return cls(
-            holder_id=holder_id,
-            jurisdiction=jurisdiction,
-            certificate_key=certificate_key,
-            entry_id=first.entry_id if first else "",
-            verification_code=first.verification_code if first else "",
-            edition=first.edition if first else "",
-            plugin=first.plugin if first else "",
-            caused_by=first.caused_by if first else cause,
-            decided_at=first.decided_at if first else None,
-            inputs=common,
-            decisions=tuple(
-                OutcomeDecided(
-                    decision_id=d.decision_id,
-                    code=d.code,
-                    outcome=d.outcome,
-                    clause=d.clause,
-                    reasons=d.reasons,
-                    conditions=d.conditions,
-                    readings=d.readings,
-                    rule_version=d.rule_version,
-                    inputs=None if text(d.inputs) == common_key else d.inputs,
-                )
-                for d in decided
-            ),
-            withdrawn_at=withdrawn_at if withdrawn else None,
-            withdrawn=tuple(withdrawn),
+        return cls.model_validate(  # one validation of the whole event, its outcomes included: not one per outcome
+            {
+                "holder_id": holder_id,
+                "jurisdiction": jurisdiction,
+                "certificate_key": certificate_key,
+                "entry_id": first.entry_id if first else "",
+                "verification_code": first.verification_code if first else "",
+                "edition": first.edition if first else "",
+                "plugin": first.plugin if first else "",
+                "caused_by": first.caused_by if first else cause,
+                "decided_at": first.decided_at if first else None,
+                "inputs": common,
+                "decisions": [
+                    {
+                        "decision_id": d.decision_id,
+                        "code": d.code,
+                        "outcome": d.outcome,
+                        "clause": d.clause,
+                        "reasons": d.reasons,
+                        "conditions": d.conditions,
+                        "readings": d.readings,
+                        "rule_version": d.rule_version,
+                        "inputs": None if text(d.inputs) == common_key else d.inputs,
+                    }
+                    for d in decided
+                ],
+                "withdrawn_at": withdrawn_at if withdrawn else None,
+                "withdrawn": tuple(withdrawn),
+            }
         )
 
 
