@@ -25,7 +25,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from mra.core.errors import MraError
 from mra.events.bus import AssignCallback, Fenced, PublishError, TopicPartition, Transaction
@@ -181,6 +181,40 @@ def _wait(result: Any, what: str) -> None:
         raise KafkaTimeoutError(f"{what} not answered within {PRODUCER_SETTINGS['delivery_timeout_ms']} ms")
 
 
+def _views(admin: KafkaAdminClient, names: Sequence[str]) -> list[dict[str, Any]]:
+    """What each broker says of the topics ``names`` (name to its metadata; a topic the broker does not know is left
+    out). Brokers learn of a created or deleted topic in the background, each in its own time, so one broker's word
+    is not the cluster's. Where the client cannot ask each broker, one broker's answer."""
+
+    def known(topics: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        return {t["name"]: t for t in topics if not t.get("error_code")}
+
+    try:
+        from kafka.protocol.metadata import MetadataRequest
+
+        manager = admin._manager
+        request = MetadataRequest(
+            topics=[MetadataRequest.MetadataRequestTopic(name=n) for n in names], allow_auto_topic_creation=False
+        )
+
+        async def ask(node: int) -> Any:
+            return await manager.send(request, node_id=node)
+
+        brokers = [int(b["broker_id"]) for b in admin.describe_cluster().get("brokers") or ()]
+        views = [known(manager.run(ask, node).to_dict()["topics"]) for node in brokers]
+        if views:
+            return views
+    except (ImportError, AttributeError, TypeError, KeyError):  # an internal of kafka-python changed
+        pass
+    return [known(admin.describe_topics(list(names)))]
+
+
+def _led(topic: Mapping[str, Any] | None) -> bool:
+    """A topic every partition of which has a leader."""
+    parts = (topic or {}).get("partitions") or ()
+    return bool(parts) and all(p.get("leader_id", -1) >= 0 for p in parts)
+
+
 class KafkaTransport:
     """Topics, one shared producer, and readers on a Kafka-protocol cluster."""
 
@@ -224,26 +258,46 @@ class KafkaTransport:
         replication factor and ``min.insync.replicas`` from :func:`replication_settings`."""
 
         def create(admin: KafkaAdminClient) -> None:
-            existing = set(admin.list_topics())
-            missing = [name for name in topics if name not in existing]
-            if not missing:
-                return
-            brokers = len(admin.describe_cluster().get("brokers") or ()) or 1
-            factor, min_isr = replication_settings(brokers)
-            configs = {"min.insync.replicas": str(min_isr)} if min_isr > 1 else {}
-            new = [NewTopic(name, topics[name], factor, topic_configs=configs) for name in missing]
-            if new:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(new, timeout_ms=_ms())
+            names = list(topics)
+            deadline = time.monotonic() + 3 * timeout_s()
+            while True:
+                views = _views(admin, names)
+                waiting = [
+                    n
+                    for n in names
+                    if not all(_led(v.get(n)) for v in views) or len({v[n].get("topic_id") for v in views}) > 1
+                ]
+                if not waiting:
+                    return
+                unknown = [n for n in waiting if any(n not in v for v in views)]
+                if unknown:
+                    factor, min_isr = replication_settings(len(views))
+                    configs = {"min.insync.replicas": str(min_isr)} if min_isr > 1 else {}
+                    with contextlib.suppress(TopicAlreadyExistsError):  # being created, or deleted: asked again
+                        admin.create_topics(
+                            [NewTopic(n, topics[n], factor, topic_configs=configs) for n in unknown], timeout_ms=_ms()
+                        )
+                if time.monotonic() > deadline:
+                    raise KafkaPublishError(f"topics {sorted(waiting)} do not have a leader on every broker yet")
+                time.sleep(0.1)
 
         self._admin_call(create)
 
     def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics that exist, and return once the cluster no longer lists them (a deletion completes
+        in the background on Kafka: a topic created again too soon would still be the old one)."""
+
         def delete(admin: KafkaAdminClient) -> None:
-            existing = set(admin.list_topics())
-            doomed = [n for n in names if n in existing]
-            if doomed:
+            doomed = [n for n in names if any(n in v for v in _views(admin, names))]
+            if not doomed:
+                return
+            with contextlib.suppress(UnknownTopicOrPartitionError):  # already gone on the controller
                 admin.delete_topics(doomed, timeout_ms=_ms())
+            deadline = time.monotonic() + 3 * timeout_s()
+            while any(n in v for v in _views(admin, doomed) for n in doomed):
+                if time.monotonic() > deadline:
+                    raise KafkaPublishError(f"a broker of {self.bootstrap} still lists deleted topics {doomed}")
+                time.sleep(0.1)
 
         self._admin_call(delete)
 
@@ -549,6 +603,9 @@ class KafkaReader:
         )
         if self._group is not None:
             consumer.subscribe(self._topics, listener=_Listener(self._on_assign))
+            # the topics' metadata before the first join: a leader that assigns without it hands out nothing and
+            # the group rebalances again at once (on Apache Kafka a join takes milliseconds, so it often does)
+            _reading("reading the topics' metadata", t.bootstrap, consumer.topics)
         else:
             parts = [KTP(topic, p) for topic in self._topics for p in t.partitions(topic)]
             consumer.assign(parts)
@@ -582,10 +639,29 @@ class KafkaReader:
             )
             self._unhealthy_since = now
 
+    def _resume_join(self) -> None:
+        """Pick up a join that kafka-python (3.0) dropped, before the coordinator drops the member.
+
+        A rebalance the client starts itself (the leader saw the topics' partitions change) is forgotten when a poll
+        times out while the join is in flight and the leader's assignment lands before the next poll: the member
+        then never takes its assignment, never heartbeats, is removed after ``session_timeout_ms`` and polls for
+        ever with nothing assigned. Such a member is rebalancing with no rejoin wanted; asking for the rejoin makes
+        the next poll finish the join in flight (or join again).
+        """
+        coordinator = getattr(self._c, "_coordinator", None)
+        if self._group is None or coordinator is None:
+            return
+        try:
+            if getattr(coordinator.state, "name", "") == "REBALANCING" and not coordinator.need_rejoin():
+                coordinator.request_rejoin()
+        except Exception:  # an internal of kafka-python changed: the stall warning still applies
+            return
+
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         batches = _reading(
             "polling", self._bootstrap, lambda: self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
         )
+        self._resume_join()
         self._watch()
         out: list[Record] = []
         for tp, records in batches.items():
