@@ -50,7 +50,8 @@ def test_a_squatted_revocation_id_does_not_stop_the_revocation(deployment: Deplo
     holder, code = d.verified_and_employed()
     assert d.eligible("beijing", holder), "the genuine holder is decided eligible first"
     # a trusted intake publishes its own event under the id the revocation will have (computable in advance)
-    squatted = stable_id("verification.certificate_revoked", read_code(code).compact)
+    squatted = stable_id("verification.certificate_revoked", read_code(code).compact, T0.isoformat(),
+                         "withdrawn by the issuer")  # fmt: skip
     intake = d.publisher("beijing-intake")
     squatter = intake.publish(
         EmploymentEnded(holder_id="h-someone-else", jurisdiction="beijing", ended=T0.date()), id=squatted, time=T0
