@@ -776,8 +776,8 @@ _AGE_CONDITIONS = frozenset({"work_permit_age"})
 """The conditions that read the holder's age or birthday."""
 _CERTIFICATE_CONDITIONS = frozenset({"platform_verified"})
 """The conditions that read the certificate itself (its code)."""
-MEMO_SIZE = 2048
-"""Situations whose outcomes are kept (least recently used dropped first)."""
+MEMO_SIZE = 512
+"""Situations whose outcomes are kept (least recently used dropped first): about 40 KB each, 20 MB in all."""
 
 
 @dataclass
