@@ -371,6 +371,11 @@ class ConfluentReader:
                 Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), tuple(m.headers() or ()), ts[1])
             )
             self._wanted.pop((m.topic(), m.partition()), None)
+        if self._wanted:  # a partition that delivered nothing (only aborted or control records) moves on too
+            wanted = [self._ck.TopicPartition(t, p) for t, p in self._wanted]
+            for p in self._read("reading a position", lambda: self._c.position(wanted)):
+                if p.offset >= 0 and p.offset >= self._wanted.get((p.topic, p.partition), p.offset):
+                    self._wanted.pop((p.topic, p.partition), None)
         return out
 
     def assignment(self) -> set[TopicPartition]:

@@ -5,7 +5,8 @@ whole decision set is recomputed from those facts by :func:`mra.core.decide.deci
 taken from the facts' own event times, so the result does not depend on how the three topics interleaved: a live
 bureau and a replay converge. Facts, decisions, tracking positions, applied event ids and the outbox are written
 through a :class:`~mra.services.bureau_store.BureauStore` in one transaction per batch; the outbox is relayed after
-commit, with deterministic event ids, so a crash between the two re-publishes the same events rather than new ones.
+commit, with deterministic event ids, in one Kafka transaction per relay, so that each event is published once
+(:meth:`BureauStore.relay`).
 
 A holder's birth date arrives sealed under their data key and is kept sealed; it is opened through the key store
 each time an age is needed. Once a holder is erased (``HolderErased``), no new decision is made for them: the
@@ -16,8 +17,11 @@ that a replay after the erasure reproduces them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,7 +33,7 @@ from mra.core.facts import CertificateFact, EmploymentFact, ErasureFact, HolderF
 from mra.core.ids import stable_id
 from mra.core.models import BenefitDecision
 from mra.core.plugins import Registry
-from mra.events.bus import TopicPartition
+from mra.events.bus import PublishError, TopicPartition
 from mra.events.consumer import DeadLetter, Delivery
 from mra.events.envelope import Envelope, Record
 from mra.events.publisher import Publisher
@@ -47,10 +51,11 @@ from mra.events.schemas import (
     HolderErased,
     HolderRegistered,
     OutcomeWithdrawn,
+    event_class,
     upcast,
 )
 from mra.services.bureau_sqlite import SqliteBureauStore
-from mra.services.bureau_store import BureauBatch
+from mra.services.bureau_store import BureauBatch, OutboxRow
 from mra.services.bureau_store import BureauStore as Store
 from mra.services.privacy import ErasedHolder, PersonalData, is_sealed
 from mra.services.store import publisher_of
@@ -61,11 +66,20 @@ BUREAU_TOPICS = ("catalogue", "verification", "holders")
 
 log = logging.getLogger(__name__)
 
+RECOVERY_TIMEOUT_S = 120.0
+"""How long a relay may read the topics for what a previous relay committed before it gives up (and tries again
+on its next call)."""
+
 _KINDS: dict[str, type[Event]] = {
     "BenefitDecided": BenefitDecided,
     "BenefitWithdrawn": BenefitWithdrawn,
     "DecisionSetChanged": DecisionSetChanged,
 }
+
+
+def _topic_of(type_name: str) -> str:
+    """The logical topic an outbox row's event goes to."""
+    return (_KINDS.get(type_name) or event_class(type_name)).TOPIC
 
 
 def _utc(t: datetime) -> datetime:
@@ -158,6 +172,7 @@ class BureauStore:
         self.publisher = publisher
         self.settings = registry.settings(jurisdiction, settings)
         self.published = 0
+        self._relay_owner = uuid.uuid4().hex  # who relays, as the store records it
 
     @property
     def db(self) -> Any:
@@ -319,25 +334,103 @@ class BureauStore:
         return out
 
     # outbox ------------------------------------------------------------------------------------------------------
+    def transactional_id(self) -> str:
+        """The transactional id the relay publishes under: one per read model (every instance of a group sharing one
+        read model uses the same), so an instance that takes the relay over fences its predecessors."""
+        assert self.publisher is not None
+        digest = hashlib.sha256(self.store.relay_key().encode()).hexdigest()[:16]
+        return f"{self.publisher.topics.prefix}relay-{self.publisher.identity}-{digest}"
+
     def relay(self) -> int:
-        """Publish unsent outbox rows, flush, then mark them sent. A crash in between re-sends the same ids."""
+        """Publish the unsent outbox rows exactly once: in one Kafka transaction, under the read model's
+        transactional id, then mark them sent with where they were written.
+
+        Before publishing, the store records that a relay is in flight. A relay that does not reach
+        :meth:`~mra.services.bureau_store.BureauStore.mark_sent` (killed, fenced, or the cluster gone after the
+        commit) leaves that mark, and the next relay, of this instance or another, first takes the transactional id
+        over (its predecessors' open transactions end: aborted, or completed if they were committing), then reads the
+        topic read_committed from the positions recorded at the last mark to the end, marks sent every unsent row
+        whose event id it finds there, and publishes only the rest. An instance that relays after another one takes
+        the id over too. Returns how many events were published.
+        """
         if self.publisher is None:
             return 0
         rows = self.store.unsent()
         if not rows:
             return 0
-        for row in rows:
-            body = row.body.encode()
-            cls = _KINDS.get(row.type)
-            if cls is not None:
-                self.publisher.publish(cls.model_validate_json(body), id=row.event_id, time=row.time, body=body)
-            else:
-                current, data = upcast(row.type, json.loads(body))
-                self.publisher.publish(current.model_validate(data), id=row.event_id, time=row.time)
-        self.publisher.flush()
-        self.store.mark_sent(rows[-1].seq)
-        self.published += len(rows)
-        return len(rows)
+        transport, tid = self.publisher.transport, self.transactional_id()
+        state = self.store.relay_state()
+        positions = dict(state.positions)
+        todo = rows
+        if state.in_flight is not None or state.owner != self._relay_owner:
+            transport.fence(tid)
+        if state.in_flight is not None:
+            found, positions = self._committed(rows, positions)
+            todo = [r for r in rows if r.event_id not in found]
+            if found:
+                log.info("relay: %d event(s) committed by a previous relay marked sent, not sent again", len(found))
+        last = rows[-1].seq
+        if todo:
+            self.store.begin_relay(last, self._relay_owner)
+            with transport.transaction(tid) as tx:
+                for row in todo:
+                    self._publish_row(row)
+                self.publisher.checkpoint()
+            for tp, offset in tx.written.items():
+                positions[tp] = max(positions.get(tp, 0), offset)
+        self.store.mark_sent(last, positions)
+        self.published += len(todo)
+        return len(todo)
+
+    def _publish_row(self, row: OutboxRow) -> None:
+        assert self.publisher is not None
+        body = row.body.encode()
+        cls = _KINDS.get(row.type)
+        if cls is not None:
+            self.publisher.publish(cls.model_validate_json(body), id=row.event_id, time=row.time, body=body)
+        else:
+            current, data = upcast(row.type, json.loads(body))
+            self.publisher.publish(current.model_validate(data), id=row.event_id, time=row.time)
+
+    def _committed(
+        self, rows: Sequence[OutboxRow], since: Mapping[TopicPartition, int]
+    ) -> tuple[set[str], dict[TopicPartition, int]]:
+        """The ids of ``rows`` this bureau's identity committed on their topics after ``since``, and where the
+        reading ended. Caught up means: each partition's reported end reached, and a poll past it returned nothing
+        (some brokers under-report the end)."""
+        assert self.publisher is not None
+        topics = sorted({self.publisher.topics.name(_topic_of(r.type)) for r in rows})
+        wanted = {r.event_id for r in rows}
+        identity = self.publisher.identity.encode()
+        reader = self.publisher.transport.reader(topics)
+        found: set[str] = set()
+        try:
+            tps = sorted(reader.assignment())
+            starts = reader.beginning_offsets(tps)
+            for tp in tps:
+                reader.seek(tp, max(since.get(tp, 0), starts.get(tp, 0)))
+            deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+            ends = reader.end_offsets(tps)
+            while True:
+                got = reader.poll(500, 5000)
+                for r in got:
+                    headers = dict(r.headers)
+                    ident = headers.get("ce_id", b"").decode()
+                    if ident in wanted and headers.get("ce_mrapublisher") == identity:
+                        found.add(ident)
+                if not got and all(reader.position(tp) >= ends[tp] for tp in tps):
+                    break
+                if time.monotonic() > deadline:
+                    raise PublishError(
+                        f"relay: could not read {', '.join(topics)} to the end within {RECOVERY_TIMEOUT_S:g}s to find "
+                        "what a previous relay committed; nothing was published"
+                    )
+                if not got:
+                    ends = reader.end_offsets(tps)
+            reached = {tp: reader.position(tp) for tp in tps}
+        finally:
+            reader.close()
+        return found, {tp: max(since.get(tp, 0), at) for tp, at in reached.items()}
 
     # queries -----------------------------------------------------------------------------------------------------
     def active_decisions(self, holder_id: str | None = None) -> list[BenefitDecision]:

@@ -14,8 +14,9 @@ other's half, and never deadlock.
 
 The outbox is relayed by one instance at a time (a session advisory lock held from :meth:`unsent` to
 :meth:`mark_sent`; a killed instance's session ends and releases it), so no two instances publish the same rows at
-once. A relay killed after publishing and before marking re-sends the same event ids with the same content: a
-redelivery to every reader (idempotency by publisher identity and event id).
+once. Every instance publishes under one transactional id (:meth:`relay_key`), and the store keeps what the next
+relay needs to publish nothing twice (:meth:`relay_state`): the positions on the topics up to which the committed
+rows are accounted for, and a mark while a relay is in flight (see :meth:`mra.services.bureau.BureauStore.relay`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from mra.core.facts import (
 from mra.core.models import BenefitDecision, Employment, Outcome
 from mra.events.bus import TopicPartition
 from mra.events.consumer import EventRefused
-from mra.services.bureau_store import OutboxRow, StoreCounts
+from mra.services.bureau_store import OutboxRow, RelayState, StoreCounts
 
 __all__ = ["PostgresBureauStore", "schema_for"]
 
@@ -99,6 +100,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     time TEXT NOT NULL, sent BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE NOT sent;
+CREATE TABLE IF NOT EXISTS relay_positions (
+    topic TEXT NOT NULL, "partition" INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, "partition")
+);
 """
 
 
@@ -508,7 +512,37 @@ class PostgresBureauStore:
                 self._release(cur)
             return rows
 
-    def mark_sent(self, upto_seq: int) -> None:
+    def mark_sent(self, upto_seq: int, positions: Mapping[TopicPartition, int] | None = None) -> None:
+        with self._lock:
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.execute("UPDATE outbox SET sent = TRUE WHERE seq <= %s AND NOT sent", (upto_seq,))
+                if positions:
+                    cur.executemany(
+                        'INSERT INTO relay_positions VALUES (%s, %s, %s) ON CONFLICT (topic, "partition") '
+                        "DO UPDATE SET next_offset = GREATEST(relay_positions.next_offset, excluded.next_offset)",
+                        [(t, p, o) for (t, p), o in positions.items()],
+                    )
+                cur.execute("DELETE FROM meta WHERE key = 'relay_in_flight'")
+            with self.db.cursor() as cur:
+                self._release(cur)
+
+    def relay_key(self) -> str:
+        info = self.db.info
+        return f"postgresql:{info.host}:{info.port}/{info.dbname}/{self.schema}"
+
+    def relay_state(self) -> RelayState:
         with self._lock, self.db.cursor() as cur:
-            cur.execute("UPDATE outbox SET sent = TRUE WHERE seq <= %s AND NOT sent", (upto_seq,))
-            self._release(cur)
+            cur.execute("SELECT key, value FROM meta WHERE key IN ('relay_in_flight', 'relay_owner')")
+            meta = {str(r[0]): str(r[1]) for r in cur.fetchall()}
+            cur.execute('SELECT topic, "partition", next_offset FROM relay_positions')
+            positions = {(r[0], int(r[1])): int(r[2]) for r in cur.fetchall()}
+        flight = meta.get("relay_in_flight")
+        return RelayState(positions, int(flight) if flight else None, meta.get("relay_owner"))
+
+    def begin_relay(self, upto_seq: int, owner: str) -> None:
+        with self._lock, self.db.transaction(), self.db.cursor() as cur:
+            for key, value in (("relay_in_flight", str(upto_seq)), ("relay_owner", owner)):
+                cur.execute(
+                    "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -22,7 +24,7 @@ from mra.core.facts import (
 from mra.core.models import BenefitDecision, Employment, Outcome
 from mra.events.bus import TopicPartition
 from mra.events.consumer import EventRefused
-from mra.services.bureau_store import OutboxRow, StoreCounts
+from mra.services.bureau_store import OutboxRow, RelayState, StoreCounts
 from mra.services.decision_codec import DecisionCodec, SetRow
 from mra.services.store import open_sqlite
 
@@ -80,6 +82,9 @@ CREATE TABLE IF NOT EXISTS erasures (
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, body TEXT NOT NULL,
     time TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS relay_positions (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)
 );
 """
 
@@ -296,6 +301,7 @@ class SqliteBureauStore:
         self.db.executescript(_SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('bureau_schema', ?)", (SCHEMA_VERSION,))
         self.codec = DecisionCodec()
+        self._memory_key = uuid.uuid4().hex
 
     def _version(self) -> str | None:
         known = self.db.execute(
@@ -419,7 +425,33 @@ class SqliteBureauStore:
         rows = self.db.execute("SELECT seq, event_id, type, body, time FROM outbox WHERE sent = 0 ORDER BY seq")
         return [OutboxRow(r[0], r[1], r[2], r[3], _dt(r[4])) for r in rows]
 
-    def mark_sent(self, upto_seq: int) -> None:
+    def mark_sent(self, upto_seq: int, positions: Mapping[TopicPartition, int] | None = None) -> None:
         """Sent rows are deleted: readers dedupe by event id, and a bureau's outbox would otherwise keep every
         event it ever published."""
-        self.db.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
+            self.db.executemany(
+                "INSERT INTO relay_positions VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
+                "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+                [(t, p, o) for (t, p), o in (positions or {}).items()],
+            )
+            self.db.execute("DELETE FROM meta WHERE key = 'relay_in_flight'")
+
+    def relay_key(self) -> str:
+        if self.path is None:  # in memory: this object alone
+            return f"sqlite:memory:{self._memory_key}"
+        return f"sqlite:{socket.gethostname()}:{Path(self.path).resolve()}"
+
+    def relay_state(self) -> RelayState:
+        found = self.db.execute("SELECT key, value FROM meta WHERE key IN ('relay_in_flight', 'relay_owner')")
+        meta = {str(r[0]): str(r[1]) for r in found}
+        rows = self.db.execute("SELECT topic, partition, next_offset FROM relay_positions").fetchall()
+        flight = meta.get("relay_in_flight")
+        return RelayState({(r[0], r[1]): r[2] for r in rows}, int(flight) if flight else None, meta.get("relay_owner"))
+
+    def begin_relay(self, upto_seq: int, owner: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('relay_in_flight', ?)", (str(upto_seq),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('relay_owner', ?)", (owner,))

@@ -37,7 +37,7 @@ from mra.core.facts import (
 from mra.core.models import BenefitDecision
 from mra.events.bus import TopicPartition
 
-__all__ = ["BureauBatch", "BureauStore", "OutboxRow", "StoreCounts"]
+__all__ = ["BureauBatch", "BureauStore", "OutboxRow", "RelayState", "StoreCounts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,21 @@ class OutboxRow:
     type: str
     body: str
     time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RelayState:
+    """What the next relay needs to publish exactly once.
+
+    ``positions``: per partition of the topics the outbox is published to, the offset up to which everything the
+    relay committed is accounted for (recorded when rows were last marked sent). ``in_flight``: the last outbox seq of
+    a relay that began publishing and did not mark its rows sent (None when every relay ended): the next relay reads
+    the topics from ``positions`` for what that one committed. ``owner``: who began the last relay.
+    """
+
+    positions: Mapping[TopicPartition, int]
+    in_flight: int | None
+    owner: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +199,23 @@ class BureauStore(Protocol):
         """Outbox rows not yet marked sent, in the order they were queued."""
         ...
 
-    def mark_sent(self, upto_seq: int) -> None:
-        """Mark every row queued up to ``upto_seq`` sent (after the relay flushed them)."""
+    def mark_sent(self, upto_seq: int, positions: Mapping[TopicPartition, int] | None = None) -> None:
+        """Mark every row queued up to ``upto_seq`` sent (after the relay's transaction committed), record
+        ``positions`` (each kept at the highest recorded) and clear the in-flight mark, in one transaction."""
+        ...
+
+    def relay_key(self) -> str:
+        """Names this read model: every store object over the same read model (every instance of a group sharing
+        one) gives the same key, so they publish under one transactional id and fence each other."""
+        ...
+
+    def relay_state(self) -> RelayState:
+        """Where the relay stands (see :class:`RelayState`)."""
+        ...
+
+    def begin_relay(self, upto_seq: int, owner: str) -> None:
+        """Record, before publishing, that ``owner`` is publishing the rows up to ``upto_seq``: until
+        :meth:`mark_sent`, whoever relays next checks the topics for what was committed."""
         ...
 
     def close(self) -> None: ...

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,27 @@ def test_one_instance_relays_the_outbox_at_a_time(two: tuple[PostgresBureauStore
     assert b.unsent() == []  # a relays: b publishes nothing of it
     a.mark_sent(rows[-1].seq)
     assert b.unsent() == [] and a.unsent() == []
+
+
+def test_the_instances_of_a_group_share_the_relay_key_and_state(
+    two: tuple[PostgresBureauStore, PostgresBureauStore], postgres_url: str
+) -> None:
+    a, b = two
+    assert a.relay_key() == b.relay_key()  # one transactional id for the group
+    other = PostgresBureauStore(postgres_url, fresh_schema())
+    try:
+        assert other.relay_key() != a.relay_key()
+    finally:
+        other.close()
+    with a.batch() as batch:
+        batch.queue("d1", "BenefitDecided", "{}", datetime(2025, 1, 1, tzinfo=UTC))
+    rows = a.unsent()
+    a.begin_relay(rows[-1].seq, "a")  # a dies here: its session ends and frees the relay
+    a.db.close()
+    assert b.relay_state().in_flight == rows[-1].seq
+    assert [r.event_id for r in b.unsent()] == ["d1"]
+    b.mark_sent(rows[-1].seq, {("benefits", 0): 3})
+    assert b.relay_state().in_flight is None and dict(b.relay_state().positions) == {("benefits", 0): 3}
 
 
 def test_a_bad_url_is_a_message_not_a_traceback() -> None:

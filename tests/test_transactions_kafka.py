@@ -1,5 +1,6 @@
 """Transactions on Apache Kafka (a one-broker cluster mra starts): the shared transport cases, with aborted and
-fenced transactions invisible to read_committed readers, on kafka-python and confluent-kafka."""
+fenced transactions invisible to read_committed readers, on kafka-python and confluent-kafka; and the bureau relay
+cases (a relay killed between its commit and marking its rows, a zombie relay, relays taking turns) on both."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.facts import read_back
+from support.relay_cases import RelayCases
 from support.transport_cases import FencingCases
 
 from mra.events.broker import start_broker, stop_broker
 from mra.events.bus import Transport
 from mra.events.confluent import ConfluentTransport
+from mra.events.envelope import Envelope
 from mra.events.kafka import KafkaTransport
+from mra.events.topics import Topics
 
 pytestmark = pytest.mark.broker
 
@@ -49,5 +54,22 @@ class TestConfluentOnKafka(FencingCases):
     def _bootstrap(self, apache_kafka: str) -> None:
         self.bootstrap = apache_kafka
 
+    def create_transport(self) -> Transport:
+        return ConfluentTransport(self.bootstrap, client_id="mra-test")
+
+
+class TestRelayOnKafka(RelayCases):
+    @pytest.fixture(autouse=True)
+    def _bootstrap(self, apache_kafka: str) -> None:
+        self.bootstrap = apache_kafka
+
+    def create_transport(self) -> Transport:
+        return KafkaTransport(self.bootstrap, client_id="mra-test")
+
+    def read(self, transport: Transport, topics: Topics) -> list[Envelope]:
+        return read_back(transport, topics, "holders")  # read_committed
+
+
+class TestRelayOnKafkaWithConfluent(TestRelayOnKafka):
     def create_transport(self) -> Transport:
         return ConfluentTransport(self.bootstrap, client_id="mra-test")

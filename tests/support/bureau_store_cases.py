@@ -200,3 +200,30 @@ class BureauStoreCases:
             b.dead_letter("t", 0, 3, "unreadable")
             b.dead_letter("t", 0, 3, "unreadable")
         assert store.counts().dead_letters == 1
+
+    def test_the_relay_state_keeps_positions_and_the_in_flight_mark(self, store: BureauStore) -> None:
+        empty = store.relay_state()
+        assert dict(empty.positions) == {} and empty.in_flight is None and empty.owner is None
+        with store.batch() as b:
+            b.queue("o1", "A", "{}", T)
+            b.queue("o2", "B", "{}", T)
+        rows = store.unsent()
+        store.begin_relay(rows[-1].seq, "relay-a")
+        begun = store.relay_state()
+        assert begun.in_flight == rows[-1].seq and begun.owner == "relay-a"
+        store.mark_sent(rows[-1].seq, {("b", 0): 5, ("b", 1): 2})
+        done = store.relay_state()
+        assert done.in_flight is None and done.owner == "relay-a"
+        assert dict(done.positions) == {("b", 0): 5, ("b", 1): 2}
+        assert store.unsent() == []
+        store.mark_sent(rows[-1].seq, {("b", 0): 3, ("b", 2): 1})  # positions never go back
+        assert dict(store.relay_state().positions) == {("b", 0): 5, ("b", 1): 2, ("b", 2): 1}
+
+    def test_a_relay_that_never_marked_leaves_its_mark_for_the_next(self, store: BureauStore) -> None:
+        with store.batch() as b:
+            b.queue("o1", "A", "{}", T)
+        (row,) = store.unsent()
+        store.begin_relay(row.seq, "relay-a")  # and dies here
+        assert store.relay_state().in_flight == row.seq
+        assert [r.event_id for r in store.unsent()] == ["o1"]
+        assert store.relay_key() == store.relay_key() and store.relay_key()
