@@ -367,8 +367,11 @@ class BureauStore:
         if state.in_flight is not None:
             found, positions = self._committed(rows, positions)
             todo = [r for r in rows if r.event_id not in found]
-            if found:
-                log.info("relay: %d event(s) committed by a previous relay marked sent, not sent again", len(found))
+            log.warning(
+                "relay: the previous relay did not finish; %d of %d unsent event(s) were committed by it and are "
+                "marked sent, %d are published now",
+                len(found), len(rows), len(todo),
+            )  # fmt: skip
         last = rows[-1].seq
         if todo:
             self.store.begin_relay(last, self._relay_owner)

@@ -229,6 +229,12 @@ def test_a_bureau_group_survives_member_kills_and_a_broker_kill(
         # what was not committed, so no event id is on the topic twice
         twice = {i: n for i, n in Counter(e.id for e in published).items() if n > 1}
         print(f"group run: {len(published)} event(s) on the benefits topic, {len(twice)} id(s) published twice")
+        recovered = [
+            line for n in range(3) for line in logs[n].read_text(errors="replace").splitlines()
+            if "the previous relay did not finish" in line
+        ]  # fmt: skip
+        found = sum(int(line.split("; ")[1].split(" of ")[0]) for line in recovered)
+        print(f"group run: {len(recovered)} relay(s) took over from one that did not finish; {found} event(s) found")
         assert not twice, f"{len(twice)} event id(s) published twice: {sorted(twice)[:5]}"
         on_entry = [d for d in shared_store.decisions(active=None) if d.decision.entry_id == WITHDRAWN]
         assert on_entry, "no decision on the entry before its withdrawal"
