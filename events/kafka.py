@@ -686,8 +686,12 @@ class KafkaReader:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         """The log end the last fetch for ``tp`` reported (None before one): exact, unlike ``end_offsets`` on
-        some brokers, so a position beyond it means the log is shorter than what was read."""
-        hw: int | None = self._c.highwater(KTP(*tp))
+        some brokers, so a position beyond it means the log is shorter than what was read. None too for a
+        partition no longer assigned (a rebalance took it away since the caller last looked)."""
+        part = KTP(*tp)
+        if part not in self._c.assignment():
+            return None
+        hw: int | None = self._c.highwater(part)
         return hw
 
     def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
