@@ -126,6 +126,18 @@ class Publisher:
         self._epoch_header = ("ce_mraepoch", self.epoch.encode())
         self._kinds: dict[type[Event], _Kind] = {}
 
+    def new_epoch(self) -> None:
+        """Start a new epoch of this instance's chain, after events it stamped were not written (a transaction that
+        was aborted): the chain read back then ends where the written events end, with no hole in its middle."""
+        with self._lock:
+            self.epoch = _IDS.next().replace("-", "")
+            self._seq = 0
+            self._prev = ""
+            self._pending = []
+            self._pending_events = 0
+            self._covered_prev = ""
+            self._epoch_header = ("ce_mraepoch", self.epoch.encode())
+
     def _kind(self, cls: type[Event]) -> _Kind:
         kind = self._kinds.get(cls)
         if kind is None:

@@ -375,10 +375,14 @@ class BureauStore:
         last = rows[-1].seq
         if todo:
             self.store.begin_relay(last, self._relay_owner)
-            with transport.transaction(tid) as tx:
-                for row in todo:
-                    self._publish_row(row)
-                self.publisher.checkpoint()
+            try:
+                with transport.transaction(tid) as tx:
+                    for row in todo:
+                        self._publish_row(row)
+                    self.publisher.checkpoint()
+            except BaseException:
+                self.publisher.new_epoch()  # what was stamped may be aborted: no hole in the chain readers see
+                raise
             for tp, offset in tx.written.items():
                 positions[tp] = max(positions.get(tp, 0), offset)
         self.store.mark_sent(last, positions)

@@ -23,6 +23,7 @@ from mra.events.bus import Fenced, Transport
 from mra.events.envelope import Envelope
 from mra.events.publisher import Publisher
 from mra.events.schemas import HolderRegistered
+from mra.events.signing import verify_chain
 from mra.events.topics import Topics
 from mra.services.bureau import BureauStore
 from mra.services.bureau_sqlite import SqliteBureauStore
@@ -137,6 +138,34 @@ class RelayCases:
         read = self.read(transport, topics)
         assert sorted(e.id for e in read) == sorted(ids)  # each once: the zombie's records are not visible
         assert {e.stamp.epoch for e in read if e.stamp} == {successor.publisher.epoch}
+        assert verify_chain(read) == []
+
+    def test_after_an_aborted_relay_the_chain_read_back_has_no_hole(
+        self, transport: Transport, topics: Topics, tmp_path: Path
+    ) -> None:
+        bureau = self.bureau(transport, topics, tmp_path / "bureau.db", SqliteBureauStore)
+        ids = _queue(bureau, 0, 5)
+        assert bureau.relay() == 5
+        ids += _queue(bureau, 5, 5)
+        assert bureau.publisher is not None
+        publish = bureau.publisher.publish
+
+        def fails_on_the_third(*args: object, **kwargs: object) -> Envelope:
+            if len(calls) == 2:
+                raise Killed("the relay fails part-way through its transaction")
+            calls.append(1)
+            return publish(*args, **kwargs)  # type: ignore[arg-type]
+
+        calls: list[int] = []
+        bureau.publisher.publish = fails_on_the_third  # type: ignore[method-assign]
+        with pytest.raises(Killed):
+            bureau.relay()  # two rows stamped and sent inside the transaction, which is aborted
+        bureau.publisher.publish = publish  # type: ignore[method-assign]
+        assert bureau.relay() == 5
+        bureau.close()
+        read = self.read(transport, topics)
+        assert sorted(e.id for e in read) == sorted(ids)
+        assert verify_chain(read) == []  # the aborted events' positions are not a hole: a new epoch follows them
 
     def test_instances_that_take_turns_relaying_each_take_the_id_over(
         self, transport: Transport, topics: Topics, tmp_path: Path
