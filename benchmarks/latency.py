@@ -174,8 +174,8 @@ def latency_figure(b: Bench) -> Figure:
             "max": round(1000 * max(values), 2),
             "samples": len(values),
         }
-    fig.ratio("cert_p99", "mra_cert_p99_ms", "raw_p99_ms", "<= 3")
-    fig.ratio("employment_p99", "mra_employment_p99_ms", "raw_p99_ms", "<= 3")
+    fig.ratio("cert_p99", "mra_cert_p99_ms", "raw_p99_ms", "<= 2")
+    fig.ratio("employment_p99", "mra_employment_p99_ms", "raw_p99_ms", "<= 2")
     fig.ratio("cert_p50", "mra_cert_p50_ms", "raw_p50_ms")
     fig.ratio("employment_p50", "mra_employment_p50_ms", "raw_p50_ms")
     if signing_module() is None:
