@@ -1,9 +1,12 @@
 """Test fixtures: one real Kafka-protocol broker for the session, fresh topics per test.
 
-The broker is, in order: the cluster named by ``MRA_BOOTSTRAP_SERVERS``; a testcontainers Kafka container
-where a Docker engine answers within two seconds; else, with ``MRA_TEST_BROKER=kafka``, an Apache Kafka cluster mra
-starts itself (``MRA_TEST_KAFKA_BROKERS`` brokers, default 3); else the local Tansu broker (docs/brokers.md says why
-Tansu stays the default here, and which tests start Apache Kafka of their own).
+The broker is, in order: the cluster named by ``MRA_BOOTSTRAP_SERVERS``; a testcontainers Kafka container where a
+Docker engine answers within two seconds; an Apache Kafka cluster mra starts itself (``MRA_TEST_KAFKA_BROKERS``
+brokers, default 3) where Java and Kafka's jars (or Maven to fetch them) are at hand; else the local Tansu broker.
+``MRA_TEST_BROKER=tansu`` takes Tansu and ``MRA_TEST_BROKER=kafka`` Kafka whatever is at hand (the default,
+``auto``, is the order above). The session starts its broker only when a test asks for one (``bootstrap``), and
+every such test is marked ``broker``: ``-m broker`` selects the tests on the broker, ``-m "not broker"`` the rest.
+docs/brokers.md lists what differs between the two brokers and which tests start clusters of their own.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ def _docker_answers() -> bool:
 
 
 def _use_kafka() -> bool:
-    """``MRA_TEST_BROKER=kafka``, where Java and Kafka's jars (or Maven to fetch them) are at hand; ``auto`` takes
-    Kafka wherever it can run."""
-    choice = os.environ.get("MRA_TEST_BROKER", "tansu").strip().lower()
+    """``MRA_TEST_BROKER``: ``tansu``, ``kafka``, or ``auto`` (the default): Kafka where Java and Kafka's jars (or
+    Maven to fetch them) are at hand."""
+    choice = os.environ.get("MRA_TEST_BROKER", "auto").strip().lower()
     if choice in ("tansu", "kafka"):
         return choice == "kafka"
     from mra.events.kafka_cluster import KafkaClusterError, jars_dir
@@ -50,6 +53,14 @@ def _use_kafka() -> bool:
         return True
     except KafkaClusterError:
         return shutil.which("mvn") is not None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the session's broker is a ``broker`` test (beside those marked so by hand: the ones
+    that start brokers of their own)."""
+    for item in items:
+        if "bootstrap" in getattr(item, "fixturenames", ()) and item.get_closest_marker("broker") is None:
+            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(scope="session")
