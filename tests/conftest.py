@@ -56,10 +56,11 @@ def _use_kafka() -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the session's broker is a ``broker`` test (beside those marked so by hand: the ones
-    that start brokers of their own)."""
+    """Every test that uses the session's broker or ``apache_kafka`` is a ``broker`` test (beside those marked so
+    by hand: the ones that start brokers of their own)."""
     for item in items:
-        if "bootstrap" in getattr(item, "fixturenames", ()) and item.get_closest_marker("broker") is None:
+        uses = getattr(item, "fixturenames", ())
+        if ("bootstrap" in uses or "apache_kafka" in uses) and item.get_closest_marker("broker") is None:
             item.add_marker(pytest.mark.broker)
 
 
@@ -82,6 +83,26 @@ def bootstrap() -> Iterator[str]:
         info = start_broker(state, engine="kafka", brokers=int(os.environ.get("MRA_TEST_KAFKA_BROKERS", "3")))
     else:
         info = start_broker(state)
+    assert info.bootstrap
+    try:
+        yield info.bootstrap
+    finally:
+        stop_broker(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Apache Kafka for the tests that need Kafka's own behaviour (fencing, aborted transactions hidden from
+    read_committed readers, group descriptions): the session's broker where that is Kafka (testcontainers, or the
+    cluster mra starts), else one broker of its own, started once for the session."""
+    if not os.environ.get("MRA_BOOTSTRAP_SERVERS") and (_docker_answers() or _use_kafka()):
+        yield request.getfixturevalue("bootstrap")
+        return
+    from mra.events.broker import start_broker, stop_broker
+
+    state = Path(tempfile.mkdtemp(prefix="mra-test-kafka-"))
+    info = start_broker(state, engine="kafka", brokers=1)
     assert info.bootstrap
     try:
         yield info.bootstrap

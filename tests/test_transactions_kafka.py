@@ -1,20 +1,14 @@
-"""Transactions on Apache Kafka (a one-broker cluster mra starts): the shared transport cases, with aborted and
+"""Transactions on Apache Kafka (the ``apache_kafka`` fixture): the shared transport cases, with aborted and
 fenced transactions invisible to read_committed readers, on kafka-python and confluent-kafka; and the bureau relay
 cases (a relay killed between its commit and marking its rows, a zombie relay, relays taking turns) on both."""
 
 from __future__ import annotations
-
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from support.facts import read_back
 from support.relay_cases import RelayCases
 from support.transport_cases import FencingCases
 
-from mra.events.broker import start_broker, stop_broker
 from mra.events.bus import Transport
 from mra.events.confluent import ConfluentTransport
 from mra.events.envelope import Envelope
@@ -22,18 +16,6 @@ from mra.events.kafka import KafkaTransport
 from mra.events.topics import Topics
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture(scope="module")
-def apache_kafka() -> Iterator[str]:
-    state = Path(tempfile.mkdtemp(prefix="mra-tx-kafka-"))
-    info = start_broker(state, engine="kafka", brokers=1)
-    assert info.bootstrap
-    try:
-        yield info.bootstrap
-    finally:
-        stop_broker(state)
-        shutil.rmtree(state, ignore_errors=True)
 
 
 class TestKafkaPythonOnKafka(FencingCases):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from support.transport_cases import FencingCases, TransportCases
@@ -63,28 +62,13 @@ def test_the_transport_is_chosen_by_configuration(tmp_path, monkeypatch: pytest.
 
 
 
-@pytest.fixture(scope="module")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Apache Kafka broker of this module's own: group descriptions are Kafka's (Tansu reports a group's
-    members without their partitions, and kafka-python cannot read its answer; docs/brokers.md)."""
-    from mra.events.broker import start_broker, stop_broker
-
-    state = tmp_path_factory.mktemp("kafka")
-    info = start_broker(state, engine="kafka", brokers=1)
-    assert info.bootstrap
-    try:
-        yield info.bootstrap
-    finally:
-        stop_broker(state)
-
-
 @pytest.mark.broker
 @pytest.mark.parametrize("kind", [KafkaTransport, ConfluentTransport])
 def test_a_group_is_described_with_the_partitions_each_member_owns(
-    kafka_broker: str, kind: type[KafkaTransport] | type[ConfluentTransport]
+    apache_kafka: str, kind: type[KafkaTransport] | type[ConfluentTransport]
 ) -> None:
     """``bureau status`` lists a group's members and what each owns, whichever Kafka client mra runs on."""
-    transport = kind(kafka_broker, client_id="mra-test")
+    transport = kind(apache_kafka, client_id="mra-test")
     topic, group = f"described-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     transport.ensure_topics({topic: 3})
     reader = transport.reader([topic], group=group)
