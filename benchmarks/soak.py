@@ -567,14 +567,18 @@ class Harness:
             time.sleep(0.05)
 
     # faults ------------------------------------------------------------------------------------------------------
-    def applied(self) -> dict[str, int]:
+    def applied(self, stores: dict[str, SqliteBureauStore]) -> dict[str, int]:
+        """Events each bureau applied, read through its store while it writes (WAL: readers do not block); a
+        store is opened once its file exists and kept open in ``stores``."""
         out: dict[str, int] = {}
         for j in JURISDICTIONS:
             db = self.state / "bureaus" / self.topics.prefix.rstrip(".") / f"{j}.db"
             n = 0
-            if db.exists():  # read through the bureau's store while the bureau writes (WAL: readers do not block)
-                with contextlib.suppress(sqlite3.Error, MraError), contextlib.closing(SqliteBureauStore(db)) as store:
-                    n = store.counts().events_applied
+            with contextlib.suppress(sqlite3.Error, MraError):
+                if j not in stores and db.exists():
+                    stores[j] = SqliteBureauStore(db)
+                if j in stores:
+                    n = stores[j].counts().events_applied
             out[j] = n
         return out
 
@@ -585,30 +589,36 @@ class Harness:
         wait, victim, down = next(self.faults)
         next_kill = started + wait
         last_report = started
-        while True:
-            now = time.monotonic()
-            for c in children.values():
-                c.check()
-            if self.publish_error is not None:
-                raise RuntimeError(f"publishing failed: {self.publish_error}") from self.publish_error
-            done_publishing = not publisher.is_alive()
-            applied = self.applied()
-            direct = self.published
-            caught_up = done_publishing and all(n >= direct for n in applied.values())
-            elapsed = now - started
-            if (caught_up and elapsed >= cfg.chaos_min_s) or elapsed > cfg.chaos_max_s:
-                return elapsed
-            if now - last_report > 30:
-                self.say(f"  {elapsed:5.0f}s  published {self.published}  applied {applied}  kills {dict(self.kills)}")
-                last_report = now
-            if now >= next_kill:
-                children[victim].kill()
-                self.kills[victim] += 1
-                time.sleep(down)
-                children[victim].start()
-                wait, victim, down = next(self.faults)
-                next_kill = time.monotonic() + wait
-            time.sleep(0.2)
+        stores: dict[str, SqliteBureauStore] = {}
+        try:
+            while True:
+                now = time.monotonic()
+                for c in children.values():
+                    c.check()
+                if self.publish_error is not None:
+                    raise RuntimeError(f"publishing failed: {self.publish_error}") from self.publish_error
+                done_publishing = not publisher.is_alive()
+                applied = self.applied(stores)
+                direct = self.published
+                caught_up = done_publishing and all(n >= direct for n in applied.values())
+                elapsed = now - started
+                if (caught_up and elapsed >= cfg.chaos_min_s) or elapsed > cfg.chaos_max_s:
+                    return elapsed
+                if now - last_report > 30:
+                    kills = dict(self.kills)
+                    self.say(f"  {elapsed:5.0f}s  published {self.published}  applied {applied}  kills {kills}")
+                    last_report = now
+                if now >= next_kill:
+                    children[victim].kill()
+                    self.kills[victim] += 1
+                    time.sleep(down)
+                    children[victim].start()
+                    wait, victim, down = next(self.faults)
+                    next_kill = time.monotonic() + wait
+                time.sleep(0.2)
+        finally:
+            for store in stores.values():
+                store.close()
 
     # the end -----------------------------------------------------------------------------------------------------
     def settle(self, children: dict[str, Child], base: list[str], env: dict[str, str]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def test_a_short_soak_with_faults_loses_and_duplicates_no_decision(bootstrap: st
         seed=11,
         kill_every=(1.0, 2.5),
         down_for=(0.0, 0.5),
-        chaos_min_s=6.0,
+        chaos_min_s=10.0,  # three kills fit: each waits at most 2.5 s and stays down at most 0.5 s
         chaos_max_s=18.0,
         partitions=3,
         bootstrap=bootstrap,
