@@ -11,6 +11,8 @@ docs/brokers.md lists what differs between the two brokers and which tests start
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -25,6 +27,7 @@ from mra.events.kafka import KafkaTransport
 from mra.events.topics import Topics
 
 
+@functools.cache
 def _docker_answers() -> bool:
     if not shutil.which("docker") and not os.environ.get("DOCKER_HOST"):
         return False
@@ -64,6 +67,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.broker)
 
 
+@contextlib.contextmanager
+def _started(engine: str, brokers: int = 1) -> Iterator[str]:
+    """A broker mra starts in a scratch state directory, stopped and removed afterwards."""
+    from mra.events.broker import start_broker, stop_broker
+
+    state = Path(tempfile.mkdtemp(prefix=f"mra-test-{engine}-"))
+    info = start_broker(state, engine=engine, brokers=brokers)
+    assert info.bootstrap
+    try:
+        yield info.bootstrap
+    finally:
+        stop_broker(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def bootstrap() -> Iterator[str]:
     env = os.environ.get("MRA_BOOTSTRAP_SERVERS")
@@ -76,19 +94,12 @@ def bootstrap() -> Iterator[str]:
         with KafkaContainer() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    from mra.events.broker import start_broker, stop_broker
-
-    state = Path(tempfile.mkdtemp(prefix="mra-test-broker-"))
     if _use_kafka():
-        info = start_broker(state, engine="kafka", brokers=int(os.environ.get("MRA_TEST_KAFKA_BROKERS", "3")))
+        with _started("kafka", int(os.environ.get("MRA_TEST_KAFKA_BROKERS", "3"))) as bootstrap:
+            yield bootstrap
     else:
-        info = start_broker(state)
-    assert info.bootstrap
-    try:
-        yield info.bootstrap
-    finally:
-        stop_broker(state)
-        shutil.rmtree(state, ignore_errors=True)
+        with _started("tansu") as bootstrap:
+            yield bootstrap
 
 
 @pytest.fixture(scope="session")
@@ -99,16 +110,8 @@ def apache_kafka(request: pytest.FixtureRequest) -> Iterator[str]:
     if not os.environ.get("MRA_BOOTSTRAP_SERVERS") and (_docker_answers() or _use_kafka()):
         yield request.getfixturevalue("bootstrap")
         return
-    from mra.events.broker import start_broker, stop_broker
-
-    state = Path(tempfile.mkdtemp(prefix="mra-test-kafka-"))
-    info = start_broker(state, engine="kafka", brokers=1)
-    assert info.bootstrap
-    try:
-        yield info.bootstrap
-    finally:
-        stop_broker(state)
-        shutil.rmtree(state, ignore_errors=True)
+    with _started("kafka", 1) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture
